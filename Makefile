@@ -1,0 +1,57 @@
+# Developer and CI entry points for specgen.
+#
+#   make setup      create .venv with the pinned test environment (+ graphviz)
+#   make test       run the test suite
+#   make lint       ruff check + ruff format --check
+#   make demo       generate code/diagrams for the built-in specs into out/
+#   make generated  refresh the checked-in golden output in generated/
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.specgen-setup
+PIP    := $(BIN)/python -m pip --disable-pip-version-check
+
+.PHONY: setup graphviz demo test generated lint clean
+
+setup: $(STAMP) graphviz
+
+# Re-run only when the pins or the project metadata change.
+$(STAMP): requirements/test.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install -r requirements/test.txt
+	$(PIP) install --no-deps --no-build-isolation -e .
+	@touch $@
+
+# Debian's graphviz provides `dot`; installed only when it is missing.
+graphviz:
+	@if ! command -v dot >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" -eq 0 ]; then sudo=; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	  else echo "error: graphviz 'dot' is not on PATH and neither root nor sudo is available;" \
+	            "install graphviz by hand" >&2; exit 1; fi; \
+	  echo "installing graphviz (dot not found on PATH)"; \
+	  $$sudo apt-get update && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y --no-install-recommends graphviz; \
+	fi
+
+demo: setup
+	$(BIN)/specgen generate specs -o out
+
+test: setup
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+generated: setup
+	$(BIN)/specgen generate specs -o generated
+
+lint: setup
+	$(BIN)/ruff check specgen/ tests/
+	$(BIN)/ruff format --check specgen/ tests/
+
+clean:
+	rm -rf $(VENV) out build dist .pytest_cache .hypothesis .ruff_cache

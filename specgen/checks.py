@@ -1,0 +1,130 @@
+"""Whole-graph checks, and the root cause of resolution errors.
+
+Per-node checks (shapes, arity, fields) happen while the graph is expanded. What remains needs the
+whole graph: every node's output used, the graph acyclic, the reconstruction shaped like the input.
+When shapes fail to meet, :func:`explain_resolution` looks for the usual root cause — an input size
+the encoder's strides do not divide — and reports that instead of its consequences.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import networkx as nx
+
+from .errors import SpecError
+from .graph import INPUT, ModelGraph
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .expand import Expander
+
+_STRIDED = ("conv2d", "max_pool", "avg_pool")
+
+
+def check_graph(graph: ModelGraph, expander: "Expander") -> list[SpecError]:
+    problems: list[SpecError] = []
+    g = graph.nx
+    if not nx.is_directed_acyclic_graph(g):  # pragma: no cover - prevented by construction
+        cycle = [u for u, _, _ in nx.find_cycle(g)]
+        problems.append(SpecError("the graph has a cycle: " + " -> ".join(cycle)))
+    used = {(r.node, r.port) for n in graph.nodes for r in n.inputs}
+    used |= {(r.node, r.port) for _, r in graph.outputs}
+    for n in graph.nodes:
+        if (n.name, 0) not in used:
+            problems.append(
+                SpecError(
+                    f"'{n.name}' is computed but never used",
+                    n.origin,
+                    hint="feed it to a later layer with 'inputs', or remove it",
+                )
+            )
+    recon = graph.shape(graph.output("reconstruction"))
+    if recon != graph.input_shape:
+        problems.append(_resolution_error(expander, graph=graph) or SpecError(
+            f"the reconstruction has shape {_fmt(recon)} but the input has shape "
+            f"{_fmt(graph.input_shape)}",
+            ("decoder",),
+            hint="the decoder must undo the encoder's resolution changes and end with as many "
+            "channels as the input",
+        ))
+    if "reconstruction" in dict(graph.outputs) and not graph.part_nodes("decoder"):
+        problems.append(SpecError("the decoder has no layers", ("decoder",)))
+    return problems
+
+
+def explain_resolution(expander: "Expander", errors: list[SpecError]) -> list[SpecError]:
+    """Replace shape errors caused by an input size the encoder cannot divide by that cause."""
+    shape_errors = [e for e in errors if "cannot add" in e.message or "cannot concatenate"
+                    in e.message]
+    if not shape_errors:
+        return errors
+    root = _resolution_error(expander)
+    if root is None:
+        return errors
+    consequences = tuple(f"which makes this fail: {e.message}" for e in shape_errors[:3])
+    rest = [e for e in errors if e not in shape_errors]
+    return [SpecError(root.message, root.path, root.hint, notes=consequences)] + rest
+
+
+def _resolution_error(expander: "Expander", graph: ModelGraph | None = None) -> SpecError | None:
+    """'250 is not divisible by 16 (4 stride-2 levels in encoder); ...' or None."""
+    shape = expander.input_shape
+    if shape is None:
+        return None
+    g = nx.DiGraph()
+    strides: dict[str, tuple[int, int]] = {}
+    for d in expander.drafts.values():
+        if d.part != "encoder" or d.role == "skip":
+            continue
+        for r in d.inputs:
+            g.add_edge(r.node, d.name)
+        if d.layer.kind in _STRIDED:
+            s = tuple(d.layer.strides)
+            if s != (1, 1):
+                strides[d.name] = s
+    if INPUT not in g:
+        return None
+    # the main path: the longest chain of layers from the input (skips excluded)
+    try:
+        path = nx.dag_longest_path(g)
+    except nx.NetworkXUnfeasible:  # pragma: no cover
+        return None
+    if not path or path[0] != INPUT:
+        return None
+    on_path = [v for v in path if v in strides]
+    if not on_path:
+        return None
+    messages = []
+    for axis, label in ((0, "height"), (1, "width")):
+        factor = math.prod(strides[v][axis] for v in on_path)
+        size = shape[axis]
+        if size % factor:
+            messages.append((label, size, factor, axis))
+    if not messages:
+        return None
+    label, size, factor, axis = messages[0]
+    counts: dict[int, list[str]] = {}
+    for v in on_path:
+        counts.setdefault(strides[v][axis], []).append(v)
+    pieces = []
+    for stride, names in sorted(counts.items()):
+        levels = {n.split(".")[1] if n.count(".") >= 2 else n for n in names}
+        unit = "levels" if len(levels) == len(names) else "layers"
+        if len(names) == 1:
+            unit = unit[:-1]
+        pieces.append(f"{len(names)} stride-{stride} {unit}")
+    lower = size // factor * factor
+    options = [str(v) for v in (lower, lower + factor) if v >= factor]
+    both = len(messages) == 2 and messages[1][1] == size
+    subject = f"{size}" if both or shape[0] == shape[1] else f"input {label} {size}"
+    message = (
+        f"{subject} is not divisible by {factor} ({' and '.join(pieces)} in encoder); "
+        f"nearest valid sizes {' and '.join(options)}"
+    )
+    hint = "change the input size, or the number of levels/strides"
+    return SpecError(message, ("input", "shape"), hint=hint)
+
+
+def _fmt(shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"

@@ -1,0 +1,164 @@
+"""The ``specgen`` command line.
+
+Every command that reads a spec takes ``--set NAME=VALUE`` (repeatable). User errors print located
+messages and exit with code 1; a bug prints its traceback and asks to be reported (exit code 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable, Sequence
+
+from . import __version__
+from .errors import SpecError, SpecErrors
+
+SPEC_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _add_spec_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
+    if many:
+        p.add_argument("specs", nargs="+", metavar="SPEC",
+                       help="spec files, or folders whose *.yaml/*.yml/*.json files are used")
+    else:
+        p.add_argument("spec", metavar="SPEC", help="a spec file (.yaml, .yml or .json)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a spec parameter (VALUE is a YAML scalar or flow list, e.g. "
+                   "--set input_shape=[64,64,3]); repeatable")
+
+
+def _overrides(args) -> list[tuple[str, object]]:
+    from .params import parse_override
+
+    return [parse_override(text) for text in args.overrides]
+
+
+def _graph(spec: str, args):
+    from .api import build_graph
+
+    return build_graph(spec, _overrides(args))
+
+
+def spec_files(paths: Sequence[str]) -> list[Path]:
+    """Spec files named on the command line; folders contribute their spec files, sorted."""
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            out.extend(sorted(f for f in p.iterdir() if f.suffix in SPEC_SUFFIXES
+                              and f.is_file()))
+        else:
+            out.append(p)
+    return out
+
+
+def cmd_validate(args) -> int:
+    for spec in spec_files(args.specs):
+        g = _graph(str(spec), args)
+        t, nt, _ = g.counts()
+        print(f"{spec}: ok ({len(g.nodes)} layers, {t:,} trainable + {nt:,} non-trainable "
+              "parameters)")
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from .summary import summary_dict, summary_table
+
+    g = _graph(args.spec, args)
+    if args.json:
+        print(json.dumps(summary_dict(g), indent=2))
+    else:
+        sys.stdout.write(summary_table(g))
+    return 0
+
+
+def cmd_expand(args) -> int:
+    from .to_spec import dump_spec, graph_to_spec
+
+    g = _graph(args.spec, args)
+    sys.stdout.write(dump_spec(graph_to_spec(g), json_format=args.json))
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from .jsonschema import schema_text
+
+    sys.stdout.write(schema_text())
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from .generate import generate
+
+    return generate(spec_files(args.specs), Path(args.output), _overrides(args),
+                    check=args.check, force=args.force)
+
+
+COMMANDS: dict[str, tuple[Callable, str]] = {
+    "validate": (cmd_validate, "check specs and report their size"),
+    "summary": (cmd_summary, "per-layer table of shapes, parameters and MACs"),
+    "expand": (cmd_expand, "print the fully expanded spec (itself a valid spec)"),
+    "schema": (cmd_schema, "print the JSON Schema of the spec language"),
+    "generate": (cmd_generate, "write the generated files of specs into an output folder"),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="specgen",
+        description="Convolutional autoencoders from one declarative spec.",
+    )
+    p.add_argument("--version", action="version", version=f"specgen {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    v = sub.add_parser("validate", help=COMMANDS["validate"][1])
+    _add_spec_args(v, many=True)
+    s = sub.add_parser("summary", help=COMMANDS["summary"][1])
+    _add_spec_args(s)
+    s.add_argument("--json", action="store_true", help="print the summary as JSON")
+    e = sub.add_parser("expand", help=COMMANDS["expand"][1])
+    _add_spec_args(e)
+    e.add_argument("--json", action="store_true", help="print JSON instead of YAML")
+    sub.add_parser("schema", help=COMMANDS["schema"][1])
+    g = sub.add_parser("generate", help=COMMANDS["generate"][1])
+    _add_spec_args(g, many=True)
+    g.add_argument("-o", "--output", default="generated", help="output folder (default: generated)")
+    g.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 and name the files that differ from the output "
+                   "folder")
+    g.add_argument("--force", action="store_true",
+                   help="overwrite files that lack specgen's generated header")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    func = COMMANDS[args.command][0]
+    try:
+        return func(args)
+    except SpecErrors as exc:
+        print(exc.render(), file=sys.stderr)
+        return 1
+    except SpecError as exc:
+        print(SpecErrors([exc]).render(), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # pragma: no cover
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # pragma: no cover
+        return 0
+    except Exception:  # a bug: show it in full
+        traceback.print_exc()
+        print(
+            f"\nspecgen {__version__} hit an internal error (a bug, not a problem with your "
+            "spec). Please report it with the traceback above and the spec that caused it.",
+            file=sys.stderr,
+        )
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

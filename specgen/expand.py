@@ -1,0 +1,914 @@
+"""Expansion: a validated spec document -> the explicit graph of primitive layers.
+
+One pass over the spec in order. Loops are unrolled, blocks instantiated, ``when`` conditions
+applied and every expression evaluated; each layer is validated by its kind's config model and its
+output shape inferred on the spot (by the kind's own shape rule in :mod:`specgen.layers`), so
+later expressions can read the shape of their scope's input (``in_channels``, ``in_height``,
+``in_width``). Skip paths are joined when their target is complete.
+
+All user errors are collected, each with the key path it comes from, and raised together. After
+one error a tensor's shape is unknown and nothing downstream of it reports again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import networkx as nx
+from pydantic import BaseModel, ValidationError
+
+from . import expr
+from .errors import Path, Source, SpecError, SpecErrors, choices_hint, format_path, suggest
+from .graph import INPUT, PARTS, Group, ModelGraph, Node, Part, SkipPath, TensorRef
+from .layers import REGISTRY, LayerConfig, Shape, ShapeError
+from .names import check_identifier
+from .schema import (
+    BUILTIN_VARIABLES,
+    BlockItem,
+    Bottleneck,
+    GroupItem,
+    InputSpec,
+    LayerItem,
+    LoopItem,
+    OutputSpec,
+    SkipSpec,
+    SpecDocument,
+    TrainingSpec,
+)
+from .validate import spec_errors, validate_model
+
+#: Limits on the work one spec may ask for (checked while expanding, before anything is emitted).
+MAX_NODES = 100_000
+MAX_REPEAT = 10_000
+MAX_PARAMETERS = 10**10
+
+
+class _Abort(Exception):
+    """Raised to stop expansion when continuing would be unbounded or meaningless."""
+
+
+@dataclass
+class _Scope:
+    prefix: str
+    part: str
+    input: TensorRef | None
+    env: dict[str, Any]
+    names: dict[str, TensorRef | None] = field(default_factory=dict)
+    folded: dict[str, str] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    role: str = "layer"
+    skip: str | None = None
+
+    def full(self, local: str) -> str:
+        return f"{self.prefix}.{local}"
+
+
+@dataclass
+class _SkipInstance:
+    name: str
+    part: str
+    source: str
+    target: str
+    merge: str
+    merge_name: str
+    layers: list
+    env: dict[str, Any]
+    path: Path
+
+
+@dataclass
+class _Draft:
+    name: str
+    layer: LayerConfig
+    inputs: tuple[TensorRef, ...]
+    shapes: tuple[Shape, ...] | None
+    trainable: int
+    non_trainable: int
+    macs: int
+    part: str
+    role: str
+    skip: str | None
+    origin: Path
+
+
+class Expander:
+    def __init__(self, doc: SpecDocument, params: dict[str, Any], source: Source | None):
+        self.doc = doc
+        self.params = params
+        self.source = source
+        self.errors: list[SpecError] = []
+        self.drafts: dict[str, _Draft] = {}
+        self.tensors: dict[str, TensorRef | None] = {}
+        self.defined_at: dict[str, Path] = {}
+        self.groups: list[Group] = []
+        self.skip_paths: list[SkipPath] = []
+        self.pending: dict[str, list[_SkipInstance]] = {}
+        self.unresolved: list[tuple[str, str, Path, tuple[str, ...]]] = []
+        self.part_scopes: dict[str, _Scope] = {}
+        self.block_stack: list[str] = []
+        self.input_shape: Shape | None = None
+
+    # -- errors and locations ------------------------------------------------------------------
+    def error(self, message: str, path: Path, hint: str | None = None, *, key: bool = False,
+              notes: Iterable[str] = ()) -> None:
+        self.errors.append(SpecError(message, path, hint=hint, key=key, notes=tuple(notes)))
+
+    def where(self, path: Path) -> str:
+        if self.source is None:
+            return format_path(path)
+        pos, _ = self.source.locate(path)
+        return f"{self.source.filename}:{pos.line}:{pos.col}"
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def evaluate(self, value: Any, env: dict[str, Any], path: Path, notes=()) -> Any:
+        """Evaluate every ``${...}`` in ``value`` (recursively); errors are recorded, not raised."""
+        if isinstance(value, dict):
+            out = {}
+            for k, v in value.items():
+                out[k] = self.evaluate(v, env, path + (k,), notes)
+            return out
+        if isinstance(value, list):
+            return [self.evaluate(v, env, path + (i,), notes) for i, v in enumerate(value)]
+        if isinstance(value, str) and expr.is_template(value):
+            try:
+                return expr.evaluate(value, env)
+            except expr.ExprError as exc:
+                if env.get(_UNKNOWN_SHAPE) and any(v in exc.message for v in BUILTIN_VARIABLES):
+                    raise _EvalFailed from None  # a consequence of an earlier error
+                self.error(exc.message, path, exc.hint, notes=notes)
+                raise _EvalFailed from None
+        return value
+
+    def try_evaluate(self, value: Any, env: dict[str, Any], path: Path, notes=()) -> Any:
+        try:
+            return self.evaluate(value, env, path, notes)
+        except _EvalFailed:
+            return _FAILED
+
+    def eval_bool(self, value: Any, env, path, notes=()) -> bool | None:
+        if value is None:
+            return True
+        got = self.try_evaluate(value, env, path, notes)
+        if got is _FAILED:
+            return None
+        if not isinstance(got, bool):
+            self.error(f"'when' must be true or false, got {got!r}", path, notes=notes)
+            return None
+        return got
+
+    def eval_name(self, value: str, env, path, notes=(), *, what="name") -> str | None:
+        got = self.try_evaluate(value, env, path, notes)
+        if got is _FAILED:
+            return None
+        problem = check_identifier(got)
+        if problem:
+            self.error(f"invalid {what} {got!r}: {problem}", path, notes=notes)
+            return None
+        return got
+
+    def eval_count(self, value: Any, env, path, notes=(), *, what="repeat") -> list | None:
+        """A loop's values: an int n means 0..n-1; a list is iterated as it is."""
+        got = self.try_evaluate(value, env, path, notes)
+        if got is _FAILED:
+            return None
+        if isinstance(got, bool) or not isinstance(got, (int, list)):
+            self.error(f"'{what}' must be a count or a list, got {got!r}", path, notes=notes)
+            return None
+        if isinstance(got, int):
+            if got < 0:
+                self.error(f"'{what}' must not be negative, got {got}", path, notes=notes)
+                return None
+            got = list(range(min(got, MAX_REPEAT + 1)))
+        if len(got) > MAX_REPEAT:
+            self.error(f"'{what}' asks for more than {MAX_REPEAT} repetitions", path, notes=notes)
+            return None
+        return got
+
+    @staticmethod
+    def shape_env(shape: Shape | None) -> dict[str, Any]:
+        if shape is None:
+            return {_UNKNOWN_SHAPE: True}
+        if len(shape) == 3:
+            return {"in_height": shape[0], "in_width": shape[1], "in_channels": shape[2]}
+        if len(shape) >= 1:
+            return {"in_channels": shape[-1]}
+        return {}
+
+    def shape_of(self, ref: TensorRef | None) -> Shape | None:
+        if ref is None:
+            return None
+        if ref.node == INPUT:
+            return self.input_shape
+        draft = self.drafts.get(ref.node)
+        if draft is None or draft.shapes is None:
+            return None
+        return draft.shapes[ref.port]
+
+    # -- names ---------------------------------------------------------------------------------
+    def claim(self, scope: _Scope, local: str, path: Path, notes=()) -> str | None:
+        """Reserve ``local`` in ``scope``; duplicate (or case-folded duplicate) names are errors."""
+        full = scope.full(local)
+        if local in scope.names or full in self.defined_at:
+            first = self.defined_at.get(full)
+            at = f" (first defined at {self.where(first)})" if first is not None else ""
+            self.error(f"duplicate name '{local}' in {scope.prefix}{at}", path, notes=notes)
+            return None
+        folded = local.lower()
+        if folded in scope.folded:
+            self.error(
+                f"names '{scope.folded[folded]}' and '{local}' in {scope.prefix} differ only by "
+                "case; generated file and attribute names need them distinct",
+                path,
+                notes=notes,
+            )
+            return None
+        scope.folded[folded] = local
+        scope.names[local] = None
+        self.defined_at[full] = path
+        return full
+
+    def publish(self, scope: _Scope, local: str, ref: TensorRef | None) -> TensorRef | None:
+        """Record ``local``'s output, then join any skip paths that target it."""
+        full = scope.full(local)
+        scope.names[local] = ref
+        self.tensors[full] = ref
+        if full in self.pending:
+            ref = self.join_skips(full, ref)
+            scope.names[local] = ref
+            self.tensors[full] = ref
+        return ref
+
+    def resolve(self, text: str, scope: _Scope, consumer: str, path: Path, notes=()):
+        """A reference in ``inputs``/``from``: sibling, ``input``, relative or absolute dotted."""
+        if text == INPUT:
+            return scope.input, True
+        if "." not in text and text in scope.names:
+            return scope.names[text], True
+        for candidate in (scope.full(text), text):
+            if candidate in self.tensors:
+                return self.tensors[candidate], True
+        for candidate in (scope.full(text), text):
+            self.unresolved.append((candidate, consumer, path, tuple(notes)))
+        return None, False
+
+    # -- items ---------------------------------------------------------------------------------
+    def expand_items(self, items: list, scope: _Scope, path: Path) -> TensorRef | None:
+        current = scope.input
+        scope_env = dict(scope.env)
+        scope_env.update(self.shape_env(self.shape_of(scope.input)))
+        for i, item in enumerate(items):
+            ipath = path + (i,)
+            env = dict(scope_env)
+            if not self.eval_bool(item.when, env, ipath + ("when",), scope.notes):
+                continue
+            if isinstance(item, LayerItem):
+                current = self.expand_layer(item, scope, current, env, ipath)
+            elif isinstance(item, BlockItem):
+                current = self.expand_block_use(item, scope, current, env, ipath)
+            elif isinstance(item, LoopItem):
+                current = self.expand_loop(item, scope, current, env, ipath)
+            elif isinstance(item, GroupItem):
+                current = self.expand_group(item, scope, current, env, ipath)
+        return current
+
+    def item_inputs(self, item, scope, current, env, ipath, consumer) -> list | None:
+        if item.inputs is None:
+            return [current]
+        refs = self.try_evaluate(item.inputs, env, ipath + ("inputs",), scope.notes)
+        if refs is _FAILED:
+            return None
+        if isinstance(refs, str):
+            refs = [refs]
+        if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+            self.error(f"'inputs' must be a list of names, got {refs!r}", ipath + ("inputs",),
+                       notes=scope.notes)
+            return None
+        if not refs:
+            self.error("'inputs' is empty: the layer would have no input", ipath + ("inputs",),
+                       notes=scope.notes)
+            return None
+        out: list = []
+        for j, text in enumerate(refs):
+            ref, ok = self.resolve(text, scope, consumer, ipath + ("inputs", j), scope.notes)
+            out.append(ref)
+        return out
+
+    def local_name(self, item, scope, env, ipath, stem: str) -> str | None:
+        if item.name is None:
+            n = scope.counters.get(stem, 0) + 1
+            scope.counters[stem] = n
+            return f"{stem}{n}"
+        return self.eval_name(item.name, env, ipath + ("name",), scope.notes)
+
+    def expand_layer(self, item: LayerItem, scope, current, env, ipath) -> TensorRef | None:
+        cls = REGISTRY.get(item.kind)
+        if cls is None:  # already reported by the pre-pass
+            return None
+        local = self.local_name(item, scope, env, ipath, cls.short_name)
+        if local is None:
+            return None
+        full = self.claim(scope, local, ipath + ("name",) if item.name else ipath, scope.notes)
+        if full is None:
+            return None
+        inputs = self.item_inputs(item, scope, current, env, ipath, full)
+        raw = dict(item.model_extra or {})
+        fields = self.try_evaluate(raw, env, ipath, scope.notes)
+        if fields is _FAILED or inputs is None:
+            return self.publish(scope, local, None)
+        layer = self.make_layer(cls, fields, ipath, scope.notes)
+        ref = self.add_node(full, layer, inputs, scope, ipath)
+        return self.publish(scope, local, ref)
+
+    def make_layer(self, cls, fields: dict, path: Path, notes=()) -> LayerConfig | None:
+        data = {"kind": cls.model_fields["kind"].default, **fields}
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            for err in spec_errors(exc, data, path):
+                self.errors.append(err.with_note(notes[0]) if notes else err)
+            return None
+
+    def add_node(self, full, layer, inputs, scope, path, *, role=None) -> TensorRef | None:
+        if len(self.drafts) >= MAX_NODES:
+            self.error(f"the spec expands to more than {MAX_NODES} layers", path, notes=scope.notes)
+            raise _Abort
+        role = role or scope.role
+        if layer is None:
+            return None
+        problem = layer.check_arity(len(inputs))
+        if problem:
+            self.error(f"{layer.kind} '{full}': {problem}", path, notes=scope.notes)
+            return None
+        in_shapes = [self.shape_of(r) for r in inputs]
+        shapes = None
+        counts = (0, 0)
+        macs = 0
+        if all(s is not None for s in in_shapes) and all(r is not None for r in inputs):
+            try:
+                shapes = tuple(tuple(s) for s in layer.output_shapes(list(in_shapes)))
+                counts = layer.param_counts(list(in_shapes))
+                macs = layer.macs(list(in_shapes), list(shapes))
+            except ShapeError as exc:
+                self.shape_error(exc, full, layer, inputs, in_shapes, scope, path)
+                shapes = None
+            if shapes is not None and any(d > 1 << 24 for s in shapes for d in s):
+                self.error(f"'{full}' would produce a tensor of shape {fmt(shapes[0])}, larger "
+                           "than specgen supports", path, notes=scope.notes)
+                shapes = None
+        self.drafts[full] = _Draft(
+            full, layer, tuple(r or TensorRef("?") for r in inputs), shapes, counts[0], counts[1],
+            macs, scope.part, role, scope.skip, path,
+        )
+        return TensorRef(full, 0) if shapes is not None else None
+
+    def describe(self, ref: TensorRef) -> str:
+        if ref.node == INPUT:
+            return "the model input"
+        return str(ref)
+
+    def shape_error(self, exc: ShapeError, full, layer, inputs, in_shapes, scope, path):
+        notes = list(scope.notes)
+        mismatch = getattr(exc, "mismatch", None)
+        if layer.kind in ("add", "concat") and len(inputs) >= 2:
+            verb = "add" if layer.kind == "add" else "concatenate"
+            operands = " and ".join(f"{self.describe(r)} {fmt(s)}" for r, s in zip(inputs,
+                                                                                   in_shapes))
+            message = f"'{full}' cannot {verb} {operands}"
+            if layer.kind == "concat":
+                message += " (all but the channel axis must match)"
+            for r in inputs:
+                origin = self.drafts[r.node].origin if r.node in self.drafts else None
+                if origin is not None:
+                    notes.append(f"{self.describe(r)} comes from {self.where(origin)}")
+            self.errors.append(SpecError(message, path, hint=exc.hint, notes=tuple(notes)))
+            return
+        del mismatch
+        fpath = path + (exc.field,) if exc.field else path
+        shape_txt = ", ".join(fmt(s) for s in in_shapes)
+        self.errors.append(
+            SpecError(f"{layer.kind} '{full}' on input {shape_txt}: {exc.message}", fpath,
+                      hint=exc.hint, notes=tuple(notes))
+        )
+
+    def child_scope(self, scope: _Scope, full: str, current, env, *, notes=None) -> _Scope:
+        return _Scope(full, scope.part, current, env, notes=scope.notes if notes is None else notes,
+                      role=scope.role, skip=scope.skip)
+
+    def add_group(self, full: str, scope: _Scope, path: Path, block: str | None = None) -> None:
+        self.groups.append(Group(full, scope.part, block, scope.role == "skip", len(self.drafts),
+                                 path))
+
+    def expand_group(self, item: GroupItem, scope, current, env, ipath):
+        local = self.eval_name(item.name, env, ipath + ("name",), scope.notes)
+        full = local and self.claim(scope, local, ipath + ("name",), scope.notes)
+        if not full:
+            return None
+        self.add_group(full, scope, ipath, item.origin)
+        child = self.child_scope(scope, full, current, dict(scope.env))
+        out = self.expand_items(item.layers, child, ipath + ("layers",))
+        return self.publish(scope, local, out)
+
+    def expand_loop(self, item: LoopItem, scope, current, env, ipath):
+        values = self.eval_count(item.in_, env, ipath + ("in",), scope.notes, what="in")
+        stem = self.eval_name(item.name, env, ipath + ("name",), scope.notes)
+        var = self.eval_name(item.for_, {}, ipath + ("for",), scope.notes, what="loop variable")
+        index = item.index and self.eval_name(item.index, {}, ipath + ("index",), scope.notes,
+                                              what="index variable")
+        if values is None or stem is None or var is None or (item.index and index is None):
+            return None
+        for var_name, key in ((var, "for"), (index, "index")):
+            if var_name in BUILTIN_VARIABLES:
+                self.error(f"'{var_name}' is bound by specgen itself", ipath + (key,))
+                return None
+        for k, value in enumerate(values):
+            local = f"{stem}{k}"
+            full = self.claim(scope, local, ipath + ("name",), scope.notes)
+            if full is None:
+                return None
+            self.add_group(full, scope, ipath)
+            loop_env = dict(scope.env)
+            loop_env[var] = value
+            if index:
+                loop_env[index] = k
+            child = self.child_scope(scope, full, current, loop_env)
+            current = self.publish(scope, local, self.expand_items(item.layers, child,
+                                                                    ipath + ("layers",)))
+        return current
+
+    def expand_block_use(self, item: BlockItem, scope, current, env, ipath):
+        bdef = self.doc.blocks.get(item.block)
+        if bdef is None:  # reported by the pre-pass
+            return None
+        if item.block in self.block_stack:
+            return None  # recursion, reported by the pre-pass
+        args = self.try_evaluate(dict(item.args), env, ipath + ("args",), scope.notes)
+        if args is _FAILED:
+            return None
+        block_env = dict(self.params)
+        ok = True
+        for pname, default in bdef.params.items():
+            if pname in args:
+                block_env[pname] = args[pname]
+            elif default is None:
+                self.error(f"block '{item.block}' needs parameter '{pname}'", ipath + ("args",),
+                           hint=f"add it: args: {{{pname}: ...}}", notes=scope.notes)
+                ok = False
+            else:
+                block_env[pname] = default
+        for aname in args:
+            if aname not in bdef.params:
+                self.error(f"block '{item.block}' has no parameter '{aname}'",
+                           ipath + ("args", aname),
+                           hint=choices_hint(aname, bdef.params, "its parameters"), key=True,
+                           notes=scope.notes)
+                ok = False
+        if not ok:
+            return None
+        repeat = None
+        if item.repeat is not None:
+            repeat = self.eval_count(item.repeat, env, ipath + ("repeat",), scope.notes)
+            if repeat is None:
+                return None
+        stem = item.name if item.name is not None else item.block
+        stem = self.eval_name(stem, env, ipath + ("name",), scope.notes)
+        if stem is None:
+            return None
+        locals_ = [stem] if repeat is None else [f"{stem}{k}" for k in range(len(repeat))]
+        note = f"in block '{item.block}' used at {self.where(ipath)}"
+        self.block_stack.append(item.block)
+        try:
+            for local in locals_:
+                full = self.claim(scope, local, ipath, scope.notes)
+                if full is None:
+                    return None
+                self.add_group(full, scope, ipath, item.block)
+                child = self.child_scope(scope, full, current, dict(block_env),
+                                         notes=(note,) + scope.notes)
+                out = self.expand_items(bdef.layers, child, ("blocks", item.block, "layers"))
+                current = self.publish(scope, local, out)
+        finally:
+            self.block_stack.pop()
+        return current
+
+    # -- skip paths ----------------------------------------------------------------------------
+    def collect_skips(self) -> None:
+        for s, spec in enumerate(self.doc.skips):
+            spath = ("skips", s)
+            env = dict(self.params)
+            if spec.for_ is not None or spec.in_ is not None:
+                if spec.for_ is None or spec.in_ is None:
+                    self.error("a looping skip needs both 'for' and 'in'", spath)
+                    continue
+                values = self.eval_count(spec.in_, env, spath + ("in",), what="in")
+                var = self.eval_name(spec.for_, {}, spath + ("for",), what="loop variable")
+                if values is None or var is None:
+                    continue
+                iterations = [(k, {**env, var: v, **({spec.index: k} if spec.index else {})})
+                              for k, v in enumerate(values)]
+                numbered = True
+            else:
+                iterations = [(0, env)]
+                numbered = False
+            instances = []
+            for k, ienv in iterations:
+                inst = self.skip_instance(spec, spath, ienv, k if numbered else None)
+                if inst is not None:
+                    instances.append(inst)
+            targets = {i.target for i in instances}
+            for inst in instances:
+                if not inst.merge_name:
+                    base = spec_name = inst.name
+                    if len(targets) == 1 and numbered:
+                        spec_name = self.eval_name(spec.name, inst.env, spath + ("name",)) or base
+                        base = spec_name
+                    inst.merge_name = f"{base}_{inst.merge}"
+                self.pending.setdefault(inst.target, []).append(inst)
+
+    def skip_instance(self, spec: SkipSpec, spath: Path, env, k: int | None):
+        if not self.eval_bool(spec.when, env, spath + ("when",)):
+            return None
+        name = self.eval_name(spec.name, env, spath + ("name",))
+        source = self.try_evaluate(spec.from_, env, spath + ("from",))
+        target = self.try_evaluate(spec.to, env, spath + ("to",))
+        merge = self.try_evaluate(spec.merge, env, spath + ("merge",))
+        merge_name = None
+        if spec.merge_name is not None:
+            merge_name = self.eval_name(spec.merge_name, env, spath + ("merge_name",))
+            if merge_name is None:
+                return None
+        if _FAILED in (source, target, merge) or name is None:
+            return None
+        if k is not None and not expr.is_template(spec.name):
+            name = f"{name}{k}"
+        if merge not in ("add", "concat"):
+            self.error(f"invalid merge {merge!r}", spath + ("merge",), hint="use add or concat")
+            return None
+        part = str(target).split(".", 1)[0]
+        if part not in PARTS:
+            self.error(f"skip target {target!r} must start with a part name", spath + ("to",),
+                       hint="e.g. encoder.level3 or decoder.level0; parts: " + ", ".join(PARTS))
+            return None
+        return _SkipInstance(name, part, str(source), str(target), merge, merge_name or "",
+                             list(spec.layers), env, spath)
+
+    def join_skips(self, target: str, current: TensorRef | None) -> TensorRef | None:
+        instances = self.pending.pop(target)
+        scope = self.part_scopes[instances[0].part]
+        by_kind: dict[str, list[_SkipInstance]] = {}
+        for inst in instances:
+            by_kind.setdefault(inst.merge, []).append(inst)
+        for kind, group in by_kind.items():
+            outs: list[TensorRef | None] = [current]
+            merge_local = group[0].merge_name
+            merge_full = f"{scope.prefix}.{merge_local}"
+            for inst in group:
+                if inst.part != scope.part:
+                    continue
+                if inst.source == target:
+                    self.error(f"skip '{inst.name}' starts and ends at '{target}'",
+                               inst.path + ("from",))
+                    outs.append(None)
+                    continue
+                src, found = self.resolve(inst.source, _Scope(inst.part, inst.part, None, {}),
+                                          merge_full, inst.path + ("from",))
+                full = self.claim(scope, inst.name, inst.path + ("name",))
+                if full is None:
+                    outs.append(None)
+                    continue
+                self.add_group(full, _Scope(full, scope.part, None, {}, role="skip"), inst.path)
+                env = dict(inst.env)
+                env.update(self.shape_env(self.shape_of(src)))
+                child = _Scope(full, scope.part, src, env, role="skip", skip=full)
+                out = self.expand_items(inst.layers, child, inst.path + ("layers",))
+                scope.names[inst.name] = out
+                self.tensors[full] = out
+                outs.append(out)
+                if src is not None and out is not None:
+                    self.skip_paths.append(SkipPath(full, src, target, merge_full, kind, out,
+                                                    inst.path))
+                elif found and src is None:
+                    pass
+            mfull = self.claim(scope, merge_local, group[0].path)
+            if mfull is None:
+                return None
+            layer = REGISTRY[kind](kind=kind)
+            merge_scope = _Scope(scope.prefix, scope.part, None, {}, role="merge", skip=mfull)
+            if any(o is None for o in outs):
+                self.drafts[mfull] = _Draft(mfull, layer, (), None, 0, 0, 0, scope.part, "merge",
+                                            mfull, group[0].path)
+                current = None
+            else:
+                current = self.add_node(mfull, layer, outs, merge_scope, group[0].path,
+                                        role="merge")
+            scope.names[merge_local] = current
+            self.tensors[mfull] = current
+        return current
+
+    # -- parts ---------------------------------------------------------------------------------
+    def build_bottleneck(self, current: TensorRef | None) -> tuple[TensorRef | None, dict]:
+        raw = self.doc.bottleneck.model_dump(by_alias=True)
+        scope = _Scope("bottleneck", "bottleneck", current, dict(self.params), role="bottleneck")
+        self.part_scopes["bottleneck"] = scope
+        outputs: dict[str, TensorRef | None] = {}
+        try:
+            data = self.evaluate(raw, self.params, ("bottleneck",))
+        except _EvalFailed:
+            return None, outputs
+        try:
+            cfg = validate_model(Bottleneck, data, ("bottleneck",))
+        except SpecErrors as exc:
+            self.errors.extend(exc.errors)
+            return None, outputs
+        self.bottleneck_cfg = cfg
+        path = ("bottleneck",)
+        enc_shape = self.shape_of(current)
+
+        def node(local: str, kind: str, inputs, **fields) -> TensorRef | None:
+            full = self.claim(scope, local, path)
+            layer = self.make_layer(REGISTRY[kind], fields, path)
+            ref = self.add_node(full, layer, inputs, scope, path) if full else None
+            scope.names[local] = ref
+            self.tensors[full] = ref
+            return ref
+
+        if cfg.kind == "none":
+            outputs["code"] = current
+            return current, outputs
+        if cfg.kind == "vector_quantized":
+            if enc_shape is not None and len(enc_shape) != 3:
+                self.error(f"a vector-quantized bottleneck needs an image-shaped encoder output, "
+                           f"got {fmt(enc_shape)}", path)
+                return None, outputs
+            pre = node("pre_quant", "conv2d", [current], filters=cfg.embedding_dim, kernel_size=1,
+                       kernel_initializer=cfg.kernel_initializer)
+            q = node("quantizer", "vector_quantizer", [pre], num_embeddings=cfg.num_embeddings,
+                     commitment_cost=cfg.commitment_cost)
+            if q is None:
+                return None, outputs
+            outputs["vq_loss"] = TensorRef(q.node, 1)
+            outputs["perplexity"] = TensorRef(q.node, 2)
+            outputs["indices"] = TensorRef(q.node, 3)
+            return q, outputs
+        dense_args = dict(use_bias=cfg.use_bias, kernel_initializer=cfg.kernel_initializer)
+        flat = node("flatten", "flatten", [current])
+        if cfg.kind == "dense":
+            code = node("code", "dense", [flat], units=cfg.units, **dense_args)
+            if cfg.activation != "linear":
+                code = node("code_activation", cfg.activation, [code])
+            outputs["code"] = code
+            latent = code
+        else:
+            mu = node("mu", "dense", [flat], units=cfg.units, **dense_args)
+            logvar = node("logvar", "dense", [flat], units=cfg.units, **dense_args)
+            outputs["mu"], outputs["logvar"] = mu, logvar
+            latent = node("sample", "vae_sampling", [mu, logvar])
+        if enc_shape is None:
+            return None, outputs
+        if len(enc_shape) != 3:
+            self.error(f"the bottleneck expects an image-shaped encoder output, got "
+                       f"{fmt(enc_shape)}", path)
+            return None, outputs
+        expand = node("expand", "dense", [latent], units=math.prod(enc_shape), **dense_args)
+        if cfg.expand_activation != "linear":
+            expand = node("expand_activation", cfg.expand_activation, [expand])
+        out = node("reshape", "reshape", [expand], target_shape=list(enc_shape))
+        return out, outputs
+
+    def build(self) -> ModelGraph:
+        try:
+            return self._build()
+        except _Abort:
+            raise SpecErrors(self.errors, self.source) from None
+
+    def _build(self) -> ModelGraph:
+        doc = self.doc
+        self.prepass()
+        shape = self.try_evaluate(doc.input.model_dump(by_alias=True), self.params, ("input",))
+        if shape is not _FAILED:
+            try:
+                self.input_shape = tuple(validate_model(InputSpec, shape, ("input",)).shape)
+            except SpecErrors as exc:
+                self.errors.extend(exc.errors)
+        if self.errors:
+            raise SpecErrors(self.errors, self.source)
+        self.collect_skips()
+        inp = TensorRef(INPUT)
+        enc = _Scope("encoder", "encoder", inp, dict(self.params))
+        self.part_scopes["encoder"] = enc
+        self.part_scopes["decoder"] = _Scope("decoder", "decoder", None, dict(self.params))
+        enc_out = self.expand_items(doc.encoder, enc, ("encoder",))
+        enc_out = self.finish_part("encoder", enc_out)
+        self.bottleneck_cfg = None
+        bott_out, outputs = self.build_bottleneck(enc_out)
+        dec = self.part_scopes["decoder"]
+        dec.input = bott_out
+        dec_out = self.expand_items(doc.decoder, dec, ("decoder",))
+        dec_out = self.finish_part("decoder", dec_out)
+        activation = self.try_evaluate(doc.output.model_dump(), self.params, ("output",))
+        out_cfg = None
+        if activation is not _FAILED:
+            try:
+                out_cfg = validate_model(OutputSpec, activation, ("output",))
+            except SpecErrors as exc:
+                self.errors.extend(exc.errors)
+        if out_cfg is not None and out_cfg.activation != "linear":
+            local = "output_activation"
+            full = self.claim(dec, local, ("output", "activation"))
+            if full:
+                layer = REGISTRY[out_cfg.activation](kind=out_cfg.activation)
+                dec_out = self.add_node(full, layer, [dec_out], dec, ("output", "activation"))
+                self.tensors[full] = dec_out
+        training = None
+        if doc.training is not None:
+            data = self.try_evaluate(doc.training.model_dump(by_alias=True), self.params,
+                                     ("training",))
+            if data is not _FAILED:
+                try:
+                    training = validate_model(TrainingSpec, data, ("training",))
+                except SpecErrors as exc:
+                    self.errors.extend(exc.errors)
+        self.report_leftovers()
+        all_outputs = {"reconstruction": dec_out, **outputs}
+        if self.bottleneck_cfg is not None and self.bottleneck_cfg.kind == "vector_quantized":
+            order = ["vq_loss", "reconstruction", "perplexity", "indices"]
+            all_outputs = {k: all_outputs[k] for k in order}
+        if self.errors:
+            from .checks import explain_resolution
+
+            raise SpecErrors(explain_resolution(self, self.errors), self.source)
+        graph = self.freeze(enc_out, bott_out, dec_out, all_outputs, out_cfg, training)
+        from .checks import check_graph
+
+        problems = check_graph(graph, self)
+        if problems:
+            raise SpecErrors(problems, self.source)
+        return graph
+
+    def finish_part(self, part: str, out: TensorRef | None) -> TensorRef | None:
+        scope = self.part_scopes[part]
+        if part in self.pending:  # skips joining the whole part's output
+            out = self.join_skips(part, out)
+        self.tensors[part] = out
+        del scope
+        return out
+
+    def prepass(self) -> None:
+        """Checks that need no evaluation: names, kinds, keys, block references and recursion."""
+        for name in self.doc.blocks:
+            problem = check_identifier(name)
+            if problem:
+                self.error(f"invalid block name: {problem}", ("blocks", name), key=True)
+        uses = nx.DiGraph()
+        for section, items in self.item_lists():
+            self.check_items(items, section, uses)
+        for bname in self.doc.blocks:
+            uses.add_node(("block", bname))
+        try:
+            cycle = nx.find_cycle(uses.subgraph([n for n in uses if n[0] == "block"]))
+        except nx.NetworkXNoCycle:
+            cycle = None
+        if cycle:
+            chain = " -> ".join([u[1] for u, _ in cycle] + [cycle[0][0][1]])
+            self.error(f"blocks use each other in a cycle: {chain}",
+                       ("blocks", cycle[0][0][1]), key=True)
+
+    def item_lists(self):
+        yield ("encoder",), self.doc.encoder
+        yield ("decoder",), self.doc.decoder
+        for bname, bdef in self.doc.blocks.items():
+            yield ("blocks", bname, "layers"), bdef.layers
+        for s, spec in enumerate(self.doc.skips):
+            yield ("skips", s, "layers"), spec.layers
+
+    def check_items(self, items, path: Path, uses: nx.DiGraph) -> None:
+        owner = ("block", path[1]) if path[0] == "blocks" else ("root",)
+        for i, item in enumerate(items):
+            ipath = path + (i,)
+            if isinstance(item, LayerItem):
+                cls = REGISTRY.get(item.kind)
+                if cls is None:
+                    self.error(f"unknown layer kind '{item.kind}'", ipath + ("kind",),
+                               hint=choices_hint(item.kind, REGISTRY, "layer kinds"))
+                    continue
+                allowed = set(cls.model_fields) - {"kind"}
+                for key in item.model_extra or {}:
+                    if key not in allowed:
+                        self.error(f"{item.kind} has no field '{key}'", ipath + (key,),
+                                   hint=choices_hint(key, allowed, f"fields of {item.kind}"),
+                                   key=True)
+            elif isinstance(item, BlockItem):
+                if item.block not in self.doc.blocks:
+                    self.error(f"unknown block '{item.block}'", ipath + ("block",),
+                               hint=choices_hint(item.block, self.doc.blocks, "defined blocks")
+                               if self.doc.blocks else "define it under 'blocks:'")
+                else:
+                    uses.add_edge(owner, ("block", item.block))
+            else:
+                self.check_items(item.layers, ipath + ("layers",), uses)
+
+    def report_leftovers(self) -> None:
+        """Skip targets never reached and references that never resolved."""
+        known = set(self.tensors) | {INPUT}
+        for target, instances in sorted(self.pending.items()):
+            for inst in instances:
+                self.error(f"skip '{inst.name}' joins '{target}', which does not exist",
+                           inst.path + ("to",), hint=_near(target, known))
+        seen_paths: set[Path] = set()
+        by_path: dict[Path, list] = {}
+        for name, consumer, path, notes in self.unresolved:
+            by_path.setdefault(path, []).append((name, consumer, notes))
+        for path, cands in by_path.items():
+            if path in seen_paths:
+                continue
+            seen_paths.add(path)
+            later = [c for c in cands if c[0] in self.drafts or c[0] in self.tensors]
+            name, consumer, notes = (later or cands)[-1] if not later else later[0]
+            shown = cands[-1][0]
+            if later:
+                cycle = self.cycle_through(name, consumer)
+                if cycle:
+                    self.error("this reference makes a cycle: " + " -> ".join(cycle), path,
+                               notes=notes)
+                else:
+                    self.error(f"'{name}' is defined after it is used here; references must "
+                               "point to earlier tensors", path,
+                               hint=f"'{name}' is defined at {self.where(self.defined_at[name])}"
+                               if name in self.defined_at else None, notes=notes)
+            else:
+                self.error(f"unknown reference '{shown}'", path, hint=_near(shown, known),
+                           notes=notes)
+
+    def cycle_through(self, source: str, consumer: str) -> list[str] | None:
+        g = nx.DiGraph()
+        for d in self.drafts.values():
+            for r in d.inputs:
+                g.add_edge(r.node, d.name)
+        # a group name stands for its last node
+        src = source
+        if src not in g and self.tensors.get(src) is not None:
+            src = self.tensors[src].node
+        if consumer not in g or src not in g:
+            return None
+        try:
+            path = nx.shortest_path(g, consumer, src)
+        except nx.NetworkXNoPath:
+            return None
+        return path + [consumer]
+
+    def freeze(self, enc_out, bott_out, dec_out, outputs, out_cfg, training) -> ModelGraph:
+        nodes = tuple(
+            Node(d.name, d.layer, d.inputs, d.shapes, d.trainable, d.non_trainable, d.macs,
+                 d.part, d.role, d.skip, d.origin)
+            for d in self.drafts.values()
+        )
+        inp = TensorRef(INPUT)
+        parts = (
+            Part("encoder", inp, enc_out),
+            Part("bottleneck", enc_out, bott_out),
+            Part("decoder", bott_out, dec_out),
+        )
+        return ModelGraph(
+            name=self.doc.name,
+            description=self.doc.description,
+            spec_file=self.source.filename if self.source else "<spec>",
+            input_shape=self.input_shape,
+            parameters=dict(self.params),
+            nodes=nodes,
+            groups=tuple(self.groups),
+            skips=tuple(self.skip_paths),
+            parts=parts,
+            outputs=tuple(outputs.items()),
+            bottleneck=self.bottleneck_cfg,
+            output_activation=out_cfg.activation if out_cfg else "linear",
+            training=training,
+        )
+
+
+class _EvalFailed(Exception):
+    pass
+
+
+_FAILED = object()
+#: Set in an environment whose scope input has no known shape (after an earlier error).
+_UNKNOWN_SHAPE = "__unknown_shape__"
+
+
+def _near(name: str, known: Iterable[str]) -> str | None:
+    near = suggest(name, known)
+    return f"did you mean '{near}'?" if near else None
+
+
+def fmt(shape: Shape | None) -> str:
+    if shape is None:
+        return "(?)"
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def expand(doc: SpecDocument, params: dict[str, Any], source: Source | None) -> ModelGraph:
+    return Expander(doc, params, source).build()
+
+
+__all__ = ["expand", "Expander", "MAX_NODES", "MAX_REPEAT", "BaseModel"]

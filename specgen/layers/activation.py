@@ -1,0 +1,87 @@
+"""Element-wise activations (and ``softmax`` over the last axis). No parameters, shape kept."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
+
+from .base import Finite, LayerConfig, Shape, StrictBool, expect_rank, register
+
+
+class _Activation(LayerConfig):
+    short_name: ClassVar[str] = "act"
+
+    def infer(self, inputs: list[Shape]) -> list[Shape]:
+        return [inputs[0]]
+
+
+@register
+class ReLU(_Activation):
+    """``max(x, 0)``."""
+
+    kind: Literal["relu"] = "relu"
+
+
+@register
+class LeakyReLU(_Activation):
+    """``x`` if ``x >= 0`` else ``negative_slope * x``.
+
+    ``negative_slope`` is required because the frameworks' defaults differ (0.01 vs 0.3).
+    """
+
+    kind: Literal["leaky_relu"] = "leaky_relu"
+    negative_slope: Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0.0)]
+
+
+@register
+class Sigmoid(_Activation):
+    """``1 / (1 + exp(-x))``."""
+
+    kind: Literal["sigmoid"] = "sigmoid"
+
+
+@register
+class Tanh(_Activation):
+    kind: Literal["tanh"] = "tanh"
+
+
+@register
+class GELU(_Activation):
+    """Gaussian error linear unit; ``approximate=True`` selects the tanh approximation."""
+
+    kind: Literal["gelu"] = "gelu"
+    approximate: StrictBool = False
+
+
+@register
+class SiLU(_Activation):
+    """``x * sigmoid(x)`` (also called swish)."""
+
+    kind: Literal["silu"] = "silu"
+
+
+@register
+class ELU(_Activation):
+    """``x`` if ``x > 0`` else ``alpha * (exp(x) - 1)``."""
+
+    kind: Literal["elu"] = "elu"
+    alpha: Finite = 1.0
+
+
+@register
+class Linear(_Activation):
+    """The identity function (an explicit 'no activation')."""
+
+    kind: Literal["linear"] = "linear"
+
+
+@register
+class Softmax(_Activation):
+    """``exp(x) / sum(exp(x))`` over the last axis (channels for an image)."""
+
+    kind: Literal["softmax"] = "softmax"
+
+    def infer(self, inputs: list[Shape]) -> list[Shape]:
+        expect_rank(self.kind, inputs[0], (1, 2, 3))
+        return [inputs[0]]

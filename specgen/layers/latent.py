@@ -1,0 +1,67 @@
+"""Latent-space layers: ``vae_sampling`` and ``vector_quantizer``."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
+
+from .base import Count, LayerConfig, Shape, ShapeError, expect_rank, fmt_shape, register
+
+
+@register
+class VaeSampling(LayerConfig):
+    """The reparameterisation step of a VAE; inputs are ``(mu, logvar)`` of equal shape.
+
+    In training ``z = mu + exp(logvar / 2) * eps`` with ``eps ~ N(0, 1)`` drawn per element;
+    in inference ``z = mu`` (deterministic).
+    """
+
+    kind: Literal["vae_sampling"] = "vae_sampling"
+
+    short_name: ClassVar[str] = "sample"
+    min_inputs: ClassVar[int] = 2
+    max_inputs: ClassVar[int | None] = 2
+
+    def infer(self, inputs: list[Shape]) -> list[Shape]:
+        mu, logvar = inputs
+        if mu != logvar:
+            raise ShapeError(
+                f"vae_sampling needs mu and logvar of the same shape, got {fmt_shape(mu)} "
+                f"and {fmt_shape(logvar)}",
+                mismatch=[1],
+            )
+        return [mu]
+
+
+@register
+class VectorQuantizer(LayerConfig):
+    """VQ-VAE bottleneck: each D-vector of an ``(H, W, D)`` map is replaced by its nearest
+    codebook entry (``num_embeddings`` x D, trainable).
+
+    Outputs: ``quantized`` (H, W, D), the scalar ``loss`` (codebook loss plus
+    ``commitment_cost`` times the commitment loss), the scalar ``perplexity`` of code usage, and
+    the ``indices`` map (H, W) of chosen codes. MACs count the distance computation
+    ``H * W * num_embeddings * D``.
+    """
+
+    kind: Literal["vector_quantizer"] = "vector_quantizer"
+    num_embeddings: Count
+    commitment_cost: Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0.0)] = 0.25
+
+    short_name: ClassVar[str] = "quantizer"
+    output_names: ClassVar[tuple[str, ...]] = ("quantized", "loss", "perplexity", "indices")
+    has_weights: ClassVar[bool] = True
+
+    def infer(self, inputs: list[Shape]) -> list[Shape]:
+        (shape,) = inputs
+        expect_rank(self.kind, shape, (3,))
+        h, w, _ = shape
+        return [shape, (), (), (h, w)]
+
+    def count_params(self, inputs: list[Shape]) -> tuple[int, int]:
+        return self.num_embeddings * inputs[0][2], 0
+
+    def count_macs(self, inputs: list[Shape], outputs: list[Shape]) -> int:
+        h, w, d = inputs[0]
+        return h * w * self.num_embeddings * d

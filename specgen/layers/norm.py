@@ -1,0 +1,86 @@
+"""Normalisation layers: ``batch_norm``, ``layer_norm`` and ``group_norm``.
+
+All three normalise channel-last tensors and, with ``scale``/``center``, apply a learnt
+per-channel ``gamma``/``beta``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field
+
+from .base import Count, Epsilon, LayerConfig, Shape, ShapeError, StrictBool, expect_rank, register
+
+Momentum = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0.0, lt=1.0)]
+
+
+class _NormBase(LayerConfig):
+    epsilon: Epsilon = 0.001
+    center: StrictBool = True
+    scale: StrictBool = True
+
+    has_weights: ClassVar[bool] = True
+
+    def infer(self, inputs: list[Shape]) -> list[Shape]:
+        (shape,) = inputs
+        expect_rank(self.kind, shape, (1, 3))
+        return [shape]
+
+    def _affine(self, channels: int) -> int:
+        return channels * (int(self.center) + int(self.scale))
+
+    def count_params(self, inputs: list[Shape]) -> tuple[int, int]:
+        return self._affine(inputs[0][-1]), 0
+
+
+@register
+class BatchNorm(_NormBase):
+    """Per-channel (image) or per-feature (vector) batch normalisation.
+
+    Running statistics follow ``running = momentum * running + (1 - momentum) * batch_stat``
+    (the Keras convention; PyTorch's ``momentum`` argument is ``1 - momentum``). The moving mean
+    and variance are the non-trainable parameters.
+    """
+
+    kind: Literal["batch_norm"] = "batch_norm"
+    momentum: Momentum = 0.99
+
+    short_name: ClassVar[str] = "bn"
+
+    def count_params(self, inputs: list[Shape]) -> tuple[int, int]:
+        channels = inputs[0][-1]
+        return self._affine(channels), 2 * channels
+
+
+@register
+class LayerNorm(_NormBase):
+    """Normalises over the last (channel) axis at each position independently."""
+
+    kind: Literal["layer_norm"] = "layer_norm"
+
+    short_name: ClassVar[str] = "ln"
+
+
+@register
+class GroupNorm(_NormBase):
+    """Splits the channels of an image into ``groups`` groups and normalises each group over
+    (H, W, channels-in-group); ``gamma``/``beta`` stay per channel."""
+
+    kind: Literal["group_norm"] = "group_norm"
+    groups: Count
+
+    short_name: ClassVar[str] = "gn"
+
+    def infer(self, inputs: list[Shape]) -> list[Shape]:
+        (shape,) = inputs
+        expect_rank(self.kind, shape, (3,))
+        channels = shape[2]
+        if channels % self.groups:
+            raise ShapeError(
+                f"group_norm with groups={self.groups} needs the channel count to be a multiple "
+                f"of {self.groups}, got {channels} channels",
+                field="groups",
+                hint=f"choose groups among the divisors of {channels}",
+            )
+        return [shape]

@@ -1,0 +1,139 @@
+"""Spec parameters: defaults, ``--set NAME=VALUE`` overrides, and their evaluation order.
+
+A parameter's default may itself be an expression over other parameters
+(``bottleneck_dim: ${z_dim}``); parameters are evaluated in dependency order, found with networkx,
+and a cycle among them is an error that names it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import networkx as nx
+
+from . import expr
+from .errors import Source, SpecError, SpecErrors, choices_hint
+from .names import check_identifier
+from .schema import BUILTIN_VARIABLES
+
+_CONSTANT_NAMES = {"true", "false", "none", "True", "False", "None"}
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"n_levels=3"`` -> ``("n_levels", 3)``; the value is read as a YAML scalar or flow list."""
+    from .load import load_text
+
+    source = Source("--set", text)
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise SpecErrors(
+            [SpecError(f"--set expects NAME=VALUE, got {text!r}", hint="e.g. --set n_levels=3")],
+            source,
+        )
+    try:
+        data, _ = load_text("value: " + raw.strip() + "\n", f"--set {name}")
+    except SpecErrors as exc:
+        msgs = "; ".join(e.message for e in exc.errors)
+        raise SpecErrors([SpecError(f"--set {name}: cannot read the value: {msgs}")], source)
+    return name, data["value"]
+
+
+def _type_problem(default: Any, value: Any) -> str | None:
+    """Why ``value`` cannot replace ``default`` (overrides keep the parameter's type)."""
+    if default is None or expr.is_template(default):
+        return None
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+        want = "true or false"
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        want = "an integer"
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        want = "a number"
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+        want = "a string"
+    elif isinstance(default, list):
+        ok = isinstance(value, list)
+        want = "a list such as [64, 64, 3]"
+    else:
+        return None
+    return None if ok else f"expected {want} (the default is {default!r}), got {value!r}"
+
+
+def resolve(
+    defaults: Mapping[str, Any],
+    overrides: Sequence[tuple[str, Any]] = (),
+    *,
+    spec_name: str = "spec",
+) -> dict[str, Any]:
+    """The parameters' values: overrides applied, expressions evaluated in dependency order."""
+    errors: list[SpecError] = []
+    for name in defaults:
+        problem = check_identifier(name, allow_reserved=True)
+        if problem is None and (name in BUILTIN_VARIABLES or name in _CONSTANT_NAMES):
+            problem = f"'{name}' is bound by specgen itself"
+        if problem:
+            errors.append(SpecError(f"invalid parameter name: {problem}", ("parameters", name),
+                                    key=True))
+    values: dict[str, Any] = dict(defaults)
+    cli = Source("--set", " ".join(f"{n}={v!r}" for n, v in overrides))
+    for name, value in overrides:
+        if name not in defaults:
+            listing = ", ".join(sorted(defaults)) or "(none)"
+            near = choices_hint(name, defaults, "parameters") if defaults else None
+            errors.append(
+                SpecError(
+                    f"unknown parameter '{name}' in --set; {spec_name} has: {listing}",
+                    hint=near,
+                    source=cli,
+                )
+            )
+            continue
+        problem = _type_problem(defaults[name], value)
+        if problem:
+            errors.append(SpecError(f"--set {name}: {problem}", source=cli))
+            continue
+        values[name] = value
+    if errors:
+        raise SpecErrors(errors)
+
+    deps = nx.DiGraph()
+    deps.add_nodes_from(values)
+    for name, value in values.items():
+        try:
+            used = expr.names_used(value)
+        except expr.ExprError as exc:
+            errors.append(SpecError(exc.message, ("parameters", name), hint=exc.hint))
+            continue
+        for other in used:
+            if other in values:
+                deps.add_edge(other, name)
+    try:
+        cycle = nx.find_cycle(deps)
+    except nx.NetworkXNoCycle:
+        cycle = None
+    if cycle:
+        names = [u for u, _ in cycle] + [cycle[0][0]]
+        errors.append(
+            SpecError(
+                "parameters depend on each other in a cycle: " + " -> ".join(names),
+                ("parameters", cycle[0][0]),
+            )
+        )
+    if errors:
+        raise SpecErrors(errors)
+
+    order = {n: i for i, n in enumerate(values)}
+    resolved: dict[str, Any] = {}
+    for name in nx.lexicographical_topological_sort(deps, key=lambda n: order[n]):
+        try:
+            resolved[name] = expr.evaluate(values[name], resolved)
+        except expr.ExprError as exc:
+            errors.append(SpecError(exc.message, ("parameters", name), hint=exc.hint))
+            resolved[name] = None
+    if errors:
+        raise SpecErrors(errors)
+    return {n: resolved[n] for n in values}

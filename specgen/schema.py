@@ -1,0 +1,277 @@
+"""The spec document's structure, as Pydantic models.
+
+A spec is validated twice:
+
+1. *As written* (:class:`SpecDocument`): the structure of the document — which sections and keys
+   exist, what nests where. Any value that may be computed may instead be a ``${...}`` expression
+   (:data:`Expr`), so ``filters: ${8 * 2 ** level}`` passes here.
+2. *As evaluated*: when the graph is expanded every expression is evaluated and each layer is
+   validated by its kind's config model in :mod:`specgen.layers`; the bottleneck, input, output and
+   training sections are validated again by the same models below, now without expressions.
+
+Items of ``encoder``/``decoder``/block/skip ``layers`` lists are one of four shapes, told apart by
+their keys: a layer (``kind``), a block use (``block``), a loop (``for``) or a group (``layers``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+)
+
+#: A ``${...}`` expression in place of a value.
+Expr = Annotated[str, StringConstraints(pattern=r"^\s*\$\{.*\}\s*$")]
+#: A string that may embed ``${...}`` pieces (names, references).
+Text = Annotated[str, StringConstraints(max_length=512)]
+
+SPEC_VERSION = 1
+
+#: Names a spec may not give to parameters, loop variables or block parameters: they are bound by
+#: specgen itself in every scope.
+BUILTIN_VARIABLES = ("in_channels", "in_height", "in_width")
+
+ParameterValue = Union[bool, int, float, str, list[Any], None]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class _ItemCommon(_Strict):
+    name: Optional[Text] = Field(
+        None,
+        description="Local name of the node or group; the dotted path of its parents makes its "
+        "full name. Defaults to a numbered stem of the kind (conv1, bn1, ...).",
+    )
+    inputs: Optional[Union[list[Text], Expr]] = Field(
+        None,
+        description="References to earlier tensors: sibling names, 'input' (the enclosing "
+        "scope's input) or full dotted names. Defaults to the previous item's output.",
+    )
+    when: Optional[Union[bool, Expr]] = Field(
+        None, description="The item exists only when this is true."
+    )
+
+
+class LayerItem(_ItemCommon):
+    """One primitive layer. Its other keys are the fields of the kind's config."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+    kind: str = Field(description="Layer kind, e.g. conv2d, batch_norm, leaky_relu.")
+
+
+class BlockItem(_ItemCommon):
+    """A use of a named block, optionally repeated (groups name0, name1, ...)."""
+
+    block: str = Field(description="Name of a block defined under 'blocks'.")
+    args: dict[str, Any] = Field(default_factory=dict, description="Values of the block's params.")
+    repeat: Optional[Union[int, Expr]] = Field(
+        None, description="Repeat the block this many times in sequence (numbered groups)."
+    )
+
+
+class GroupItem(_ItemCommon):
+    """A named scope of items."""
+
+    name: Text  # type: ignore[assignment]
+    layers: list["Item"] = Field(default_factory=list)
+    origin: Optional[str] = Field(
+        None, description="The block this group was made from (written by 'specgen expand')."
+    )
+
+
+class LoopItem(_ItemCommon):
+    """Items repeated for each value, as groups name0, name1, ..."""
+
+    name: Text  # type: ignore[assignment]
+    for_: str = Field(alias="for", description="Loop variable name.")
+    in_: Union[int, list[Any], Expr] = Field(
+        alias="in", description="A count (0..n-1) or a list of values to iterate over."
+    )
+    index: Optional[str] = Field(None, description="Optional variable holding the 0-based index.")
+    layers: list["Item"] = Field(default_factory=list)
+
+
+def _item_tag(value: Any) -> str | None:
+    if isinstance(value, BaseModel):
+        return {LayerItem: "layer", BlockItem: "block", LoopItem: "loop", GroupItem: "group"}.get(
+            type(value)
+        )
+    if not isinstance(value, dict):
+        return None
+    if "kind" in value:
+        return "layer"
+    if "block" in value:
+        return "block"
+    if "for" in value:
+        return "loop"
+    if "layers" in value:
+        return "group"
+    return None
+
+
+Item = Annotated[
+    Union[
+        Annotated[LayerItem, Tag("layer")],
+        Annotated[BlockItem, Tag("block")],
+        Annotated[LoopItem, Tag("loop")],
+        Annotated[GroupItem, Tag("group")],
+    ],
+    Discriminator(
+        _item_tag,
+        custom_error_type="item_kind",
+        custom_error_message="an item needs 'kind' (a layer), 'block' (a block use), "
+        "'for' (a loop) or 'layers' (a group)",
+    ),
+]
+
+GroupItem.model_rebuild()
+LoopItem.model_rebuild()
+
+
+class BlockDef(_Strict):
+    """A reusable sub-graph written in the spec language."""
+
+    description: str = ""
+    params: dict[str, ParameterValue] = Field(
+        default_factory=dict,
+        description="Block parameters with defaults; null means the parameter is required.",
+    )
+    layers: list[Item]
+
+
+class SkipSpec(_Strict):
+    """A skip path: from a tensor to a later point, through optional layers, merged there."""
+
+    name: Text = Field(description="Name of the skip's group (numbered when it loops).")
+    for_: Optional[str] = Field(None, alias="for")
+    in_: Optional[Union[int, list[Any], Expr]] = Field(None, alias="in")
+    index: Optional[str] = None
+    when: Optional[Union[bool, Expr]] = None
+    from_: Text = Field(alias="from", description="Full dotted name of the source tensor.")
+    to: Text = Field(description="Full dotted name of the node or group whose output it joins.")
+    merge: Union[Literal["add", "concat"], Expr] = "add"
+    merge_name: Optional[Text] = Field(None, description="Name of the merge node.")
+    layers: list[Item] = Field(default_factory=list, description="The skip's transform.")
+
+
+PositiveInt = Annotated[int, Field(ge=1, le=1 << 20)]
+Dim = Annotated[int, Field(ge=1, le=1 << 16)]
+Activation = Literal["linear", "relu", "sigmoid", "tanh", "gelu", "silu", "elu", "softmax"]
+Initializer = Literal[
+    "glorot_uniform",
+    "glorot_normal",
+    "he_normal",
+    "he_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+    "zeros",
+    "ones",
+]
+
+
+class InputSpec(_Strict):
+    shape: Union[Annotated[list[Union[Dim, Expr]], Field(min_length=3, max_length=3)], Expr] = (
+        Field(description="Input shape (height, width, channels).")
+    )
+
+
+class NoBottleneck(_Strict):
+    kind: Literal["none"] = "none"
+
+
+class _DenseLike(_Strict):
+    units: Union[PositiveInt, Expr] = Field(description="Width of the latent code.")
+    expand_activation: Union[Activation, Expr] = Field(
+        "linear", description="Activation after the dense layer back to the decoder's input."
+    )
+    use_bias: Union[bool, Expr] = True
+    kernel_initializer: Union[Initializer, Expr] = "glorot_uniform"
+
+
+class DenseBottleneck(_DenseLike):
+    kind: Literal["dense"]
+    activation: Union[Activation, Expr] = Field("linear", description="Activation of the code.")
+
+
+class VariationalBottleneck(_DenseLike):
+    kind: Literal["variational"]
+
+
+class VectorQuantizedBottleneck(_Strict):
+    kind: Literal["vector_quantized"]
+    embedding_dim: Union[PositiveInt, Expr] = Field(description="Width of each codebook vector.")
+    num_embeddings: Union[PositiveInt, Expr] = Field(description="Number of codebook vectors.")
+    commitment_cost: Union[Annotated[float, Field(ge=0, allow_inf_nan=False)], Expr] = 0.25
+    kernel_initializer: Union[Initializer, Expr] = "glorot_uniform"
+
+
+Bottleneck = Annotated[
+    Union[NoBottleneck, DenseBottleneck, VariationalBottleneck, VectorQuantizedBottleneck],
+    Field(discriminator="kind"),
+]
+
+
+class OutputSpec(_Strict):
+    activation: Union[Activation, Expr] = Field(
+        "linear", description="Activation applied to the decoder's output (the reconstruction)."
+    )
+
+
+class OptimizerSpec(_Strict):
+    kind: Union[Literal["adam", "adamw", "sgd"], Expr] = "adam"
+    learning_rate: Union[Annotated[float, Field(gt=0, allow_inf_nan=False)], Expr] = 1e-3
+    momentum: Union[Annotated[float, Field(ge=0, lt=1)], Expr] = 0.0
+    weight_decay: Union[Annotated[float, Field(ge=0, allow_inf_nan=False)], Expr] = 0.0
+
+
+class ScheduleSpec(_Strict):
+    kind: Union[Literal["constant", "exponential", "cosine", "step"], Expr] = "constant"
+    decay_rate: Union[Annotated[float, Field(gt=0, le=1)], Expr] = 1.0
+    decay_steps: Union[PositiveInt, Expr] = 1
+    staircase: Union[bool, Expr] = False
+
+
+class TrainingSpec(_Strict):
+    """Reserved for the generated training scripts."""
+
+    loss: Union[Literal["mse", "l1", "bce"], Expr] = "mse"
+    beta: Union[Annotated[float, Field(ge=0, allow_inf_nan=False)], Expr] = Field(
+        1.0, description="Weight of the KL term (variational bottleneck)."
+    )
+    optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    l2: Union[Annotated[float, Field(ge=0, allow_inf_nan=False)], Expr] = 0.0
+    gradient_clip: Union[Annotated[float, Field(ge=0, allow_inf_nan=False)], Expr, None] = None
+    epochs: Union[PositiveInt, Expr] = 10
+    batch_size: Union[PositiveInt, Expr] = 32
+    seed: Union[Annotated[int, Field(ge=0, le=2**31 - 1)], Expr] = 0
+
+
+class SpecDocument(_Strict):
+    """A specgen spec: an autoencoder as an encoder, a bottleneck and a decoder."""
+
+    specgen: Literal[1] = Field(SPEC_VERSION, description="Spec language version.")
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")] = Field(
+        description="Model name: lowercase letters, digits and underscores."
+    )
+    description: Annotated[str, StringConstraints(max_length=4000)] = ""
+    parameters: dict[str, ParameterValue] = Field(
+        default_factory=dict,
+        description="Named values with defaults, used as ${name}; overridable with --set.",
+    )
+    input: InputSpec
+    blocks: dict[str, BlockDef] = Field(default_factory=dict)
+    encoder: list[Item] = Field(default_factory=list)
+    bottleneck: Bottleneck = Field(default_factory=NoBottleneck)
+    decoder: list[Item] = Field(default_factory=list)
+    skips: list[SkipSpec] = Field(default_factory=list)
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    training: Optional[TrainingSpec] = None
