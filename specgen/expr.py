@@ -30,29 +30,16 @@ FUNCTIONS = tuple("abs float int len list max min range reversed round sum".spli
 # ``True``, ``False`` and ``None`` are parsed as constants; these are their lowercase spellings.
 _CONSTANT_NAMES = {"true": True, "false": False, "none": None}
 
-_ARITH = {
-    "+": operator.add,
-    "-": operator.sub,
-    "*": operator.mul,
-    "/": operator.truediv,
-    "//": operator.floordiv,
-    "%": operator.mod,
+_BINOPS = {
+    ast.Add: ("+", operator.add),
+    ast.Sub: ("-", operator.sub),
+    ast.Mult: ("*", operator.mul),
+    ast.Div: ("/", operator.truediv),
+    ast.FloorDiv: ("//", operator.floordiv),
+    ast.Mod: ("%", operator.mod),
+    ast.Pow: ("**", None),
 }
-_BINOP_SYMBOLS = {
-    ast.Add: "+",
-    ast.Sub: "-",
-    ast.Mult: "*",
-    ast.Div: "/",
-    ast.FloorDiv: "//",
-    ast.Mod: "%",
-    ast.Pow: "**",
-    ast.BitOr: "|",
-    ast.BitAnd: "&",
-    ast.BitXor: "^",
-    ast.LShift: "<<",
-    ast.RShift: ">>",
-    ast.MatMult: "@",
-}
+_BITWISE = {ast.BitOr: "|", ast.BitAnd: "&", ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>"}
 _ORDER = {
     ast.Lt: ("<", operator.lt),
     ast.LtE: ("<=", operator.le),
@@ -259,7 +246,7 @@ def _is_number(value: object) -> bool:
 
 
 def _check(value: Any) -> Any:
-    """Reject integers outside the 64-bit range and non-finite floats."""
+    """Reject integers beyond +-2**(MAX_INT_BITS - 1) and non-finite floats."""
     if _is_int(value) and not -_INT_LIMIT <= value <= _INT_LIMIT:
         raise ExprError(f"integer is out of range (beyond +-2**{MAX_INT_BITS - 1})")
     if isinstance(value, float) and not math.isfinite(value):
@@ -343,9 +330,10 @@ class _Evaluator:
         return -value if sym == "-" else +value
 
     def visit_BinOp(self, node: ast.BinOp) -> Any:
-        sym = _BINOP_SYMBOLS.get(type(node.op), "?")
-        if sym not in _ARITH and sym != "**":
+        if type(node.op) not in _BINOPS:
+            sym = _BITWISE.get(type(node.op), "@")
             raise ExprError(f"operator '{sym}' is not allowed in expressions")
+        sym, func = _BINOPS[type(node.op)]
         left, right = self.eval(node.left), self.eval(node.right)
         seq = (list, str)
         if sym == "+" and type(left) is type(right) and isinstance(left, seq):
@@ -360,7 +348,7 @@ class _Evaluator:
             return _power(left, right)
         if sym in ("/", "//", "%") and right == 0:
             raise ExprError("division by zero")
-        return _ARITH[sym](left, right)
+        return func(left, right)
 
     def visit_BoolOp(self, node: ast.BoolOp) -> Any:
         want = isinstance(node.op, ast.Or)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import time
 
 import pytest
@@ -569,6 +570,14 @@ def test_text_without_dollar_is_unchanged(text: str) -> None:
 
 
 _LIMIT = 2**63
+_PY_OPS = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "//": operator.floordiv,
+    "%": operator.mod,
+    "**": operator.pow,
+}
 _ERROR = object()
 _TREES = st.recursive(
     st.integers(-10, 10),
@@ -603,11 +612,7 @@ def _reference(tree: object) -> object:
             return _ERROR
         if op == "**" and (b < 0 or (abs(a) > 1 and b > 64)):
             return _ERROR
-        result = a + b if op == "+" else a - b if op == "-" else a * b if op == "*" else None
-        if op in ("//", "%"):
-            result = a // b if op == "//" else a % b
-        elif op == "**":
-            result = a**b
+        result = _PY_OPS[op](a, b)
     if result is _ERROR or abs(result) > _LIMIT:
         return _ERROR
     return result

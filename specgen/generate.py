@@ -1,0 +1,108 @@
+"""``specgen generate``: every output of every spec, planned, then written (or checked).
+
+Per spec, under ``OUT/<spec name>/``:
+
+- ``expanded.yaml`` — the fully expanded spec (``specgen expand``);
+- ``summary.txt`` — the per-layer table of shapes, parameters and MACs (``specgen summary``).
+
+And once, ``OUT/specgen.schema.json`` — the JSON Schema the specs' editor modelines point to.
+
+All specs are expanded before anything is written: a spec with an error writes nothing, and
+neither does any other spec of the same run.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import SpecError, SpecErrors
+from .write import MARKER, Plan, stale_files, write_plan
+
+SCHEMA_FILE = "specgen.schema.json"
+
+
+def header(spec_file: str, comment: str = "#") -> str:
+    return f"{comment} {MARKER} from {spec_file} - do not edit\n"
+
+
+def display_path(path: Path) -> str:
+    """The spec's path as written in headers: relative to the working folder when inside it,
+    POSIX separators, so output does not depend on where the repository lives."""
+    try:
+        rel = path.resolve().relative_to(Path.cwd().resolve())
+        return rel.as_posix()
+    except ValueError:
+        return path.name
+
+
+def spec_outputs(graph, spec_label: str) -> dict[str, bytes]:
+    from .summary import summary_table
+    from .to_spec import dump_spec, graph_to_spec
+
+    name = graph.name
+    files = {
+        f"{name}/expanded.yaml": header(spec_label) + dump_spec(graph_to_spec(graph)),
+        f"{name}/summary.txt": header(spec_label) + summary_table(graph),
+    }
+    return {k: v.encode("utf-8") for k, v in files.items()}
+
+
+def plan_outputs(specs: Sequence[Path], overrides: Sequence[tuple[str, Any]]) -> Plan:
+    from .api import build_graph
+    from .jsonschema import schema_text
+
+    files: dict[str, bytes] = {SCHEMA_FILE: schema_text().encode("utf-8")}
+    owned: list[str] = []
+    errors: list[SpecErrors] = []
+    names: dict[str, Path] = {}
+    for spec in specs:
+        try:
+            graph = build_graph(spec, overrides)
+        except SpecErrors as exc:
+            errors.append(exc)
+            continue
+        if graph.name in names:
+            errors.append(SpecErrors([SpecError(
+                f"two specs are named '{graph.name}': {names[graph.name]} and {spec}",
+                hint="give each spec its own 'name'")]))
+            continue
+        names[graph.name] = spec
+        files.update(spec_outputs(graph, display_path(spec)))
+        owned.append(graph.name)
+    if errors:
+        raise _Many(errors)
+    return Plan(files, tuple(owned))
+
+
+class _Many(Exception):
+    def __init__(self, errors: list[SpecErrors]):
+        self.errors = errors
+
+
+def generate(specs: Sequence[Path], out: Path, overrides: Sequence[tuple[str, Any]] = (), *,
+             check: bool = False, force: bool = False) -> int:
+    if not specs:
+        raise SpecErrors([SpecError("no spec files given (or none found in the folders given)")])
+    try:
+        plan = plan_outputs(specs, overrides)
+    except _Many as many:
+        for exc in many.errors:
+            print(exc.render(), file=sys.stderr)
+        return 1
+    if check:
+        stale = stale_files(plan, out)
+        if stale:
+            print(f"{len(stale)} generated file(s) in {out} are out of date:", file=sys.stderr)
+            for rel in stale:
+                print(f"  {out / rel}", file=sys.stderr)
+            print("regenerate them with: specgen generate " + " ".join(str(s) for s in specs)
+                  + f" -o {out}", file=sys.stderr)
+            return 1
+        print(f"{out}: {len(plan.files)} generated files up to date")
+        return 0
+    changed = write_plan(plan, out, force=force)
+    print(f"{out}: {len(plan.files)} files for {len(plan.owned_dirs)} spec(s), "
+          f"{len(changed)} changed")
+    return 0
