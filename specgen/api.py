@@ -7,8 +7,9 @@ raises :class:`SpecErrors` holding every user error found, each located in the s
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .errors import Source, SpecErrors
 from .graph import ModelGraph
@@ -22,8 +23,9 @@ class LoadedSpec:
     data: Any
 
 
-def load_spec(path: str | os.PathLike | None = None, *, text: str | None = None,
-              filename: str | None = None) -> LoadedSpec:
+def load_spec(
+    path: str | os.PathLike | None = None, *, text: str | None = None, filename: str | None = None
+) -> LoadedSpec:
     """Read and structurally validate a spec file (or ``text``)."""
     from .load import load_file, load_text
     from .validate import validate_model
@@ -52,8 +54,9 @@ def build_graph(
     pairs = list(overrides.items()) if isinstance(overrides, Mapping) else list(overrides)
     pairs += list(kw_overrides.items())
     try:
-        values = params_mod.resolve(loaded.document.parameters, pairs,
-                                    spec_name=loaded.document.name)
+        values = params_mod.resolve(
+            loaded.document.parameters, pairs, spec_name=loaded.document.name
+        )
     except SpecErrors as exc:
         raise SpecErrors(exc.errors, loaded.source) from None
     return expand(loaded.document, values, loaded.source)

@@ -15,6 +15,7 @@ import networkx as nx
 
 from .errors import SpecError
 from .graph import INPUT, ModelGraph
+from .layers import fmt_shape
 
 if TYPE_CHECKING:  # pragma: no cover
     from .expand import Expander
@@ -22,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _STRIDED = ("conv2d", "max_pool", "avg_pool")
 
 
-def check_graph(graph: ModelGraph, expander: "Expander") -> list[SpecError]:
+def check_graph(graph: ModelGraph, expander: Expander) -> list[SpecError]:
     problems: list[SpecError] = []
     g = graph.nx
     if not nx.is_directed_acyclic_graph(g):  # pragma: no cover - prevented by construction
@@ -41,22 +42,26 @@ def check_graph(graph: ModelGraph, expander: "Expander") -> list[SpecError]:
             )
     recon = graph.shape(graph.output("reconstruction"))
     if recon != graph.input_shape:
-        problems.append(_resolution_error(expander, graph=graph) or SpecError(
-            f"the reconstruction has shape {_fmt(recon)} but the input has shape "
-            f"{_fmt(graph.input_shape)}",
-            ("decoder",),
-            hint="the decoder must undo the encoder's resolution changes and end with as many "
-            "channels as the input",
-        ))
+        problems.append(
+            _resolution_error(expander, graph=graph)
+            or SpecError(
+                f"the reconstruction has shape {_fmt(recon)} but the input has shape "
+                f"{_fmt(graph.input_shape)}",
+                ("decoder",),
+                hint="the decoder must undo the encoder's resolution changes and end with as many "
+                "channels as the input",
+            )
+        )
     if "reconstruction" in dict(graph.outputs) and not graph.part_nodes("decoder"):
         problems.append(SpecError("the decoder has no layers", ("decoder",)))
     return problems
 
 
-def explain_resolution(expander: "Expander", errors: list[SpecError]) -> list[SpecError]:
+def explain_resolution(expander: Expander, errors: list[SpecError]) -> list[SpecError]:
     """Replace shape errors caused by an input size the encoder cannot divide by that cause."""
-    shape_errors = [e for e in errors if "cannot add" in e.message or "cannot concatenate"
-                    in e.message]
+    shape_errors = [
+        e for e in errors if "cannot add" in e.message or "cannot concatenate" in e.message
+    ]
     if not shape_errors:
         return errors
     root = _resolution_error(expander)
@@ -67,7 +72,7 @@ def explain_resolution(expander: "Expander", errors: list[SpecError]) -> list[Sp
     return [SpecError(root.message, root.path, root.hint, notes=consequences)] + rest
 
 
-def _resolution_error(expander: "Expander", graph: ModelGraph | None = None) -> SpecError | None:
+def _resolution_error(expander: Expander, graph: ModelGraph | None = None) -> SpecError | None:
     """'250 is not divisible by 16 (4 stride-2 levels in encoder); ...' or None."""
     shape = expander.input_shape
     if shape is None:
@@ -127,4 +132,4 @@ def _resolution_error(expander: "Expander", graph: ModelGraph | None = None) -> 
 
 
 def _fmt(shape) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ")"
+    return fmt_shape(shape)

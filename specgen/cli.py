@@ -10,8 +10,8 @@ import argparse
 import json
 import sys
 import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from . import __version__
 from .errors import SpecError, SpecErrors
@@ -21,13 +21,23 @@ SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 
 def _add_spec_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
     if many:
-        p.add_argument("specs", nargs="+", metavar="SPEC",
-                       help="spec files, or folders whose *.yaml/*.yml/*.json files are used")
+        p.add_argument(
+            "specs",
+            nargs="+",
+            metavar="SPEC",
+            help="spec files, or folders whose *.yaml/*.yml/*.json files are used",
+        )
     else:
         p.add_argument("spec", metavar="SPEC", help="a spec file (.yaml, .yml or .json)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a spec parameter (VALUE is a YAML scalar or flow list, e.g. "
-                   "--set input_shape=[64,64,3]); repeatable")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a spec parameter (VALUE is a YAML scalar or flow list, e.g. "
+        "--set input_shape=[64,64,3]); repeatable",
+    )
 
 
 def _overrides(args) -> list[tuple[str, object]]:
@@ -48,8 +58,7 @@ def spec_files(paths: Sequence[str]) -> list[Path]:
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            out.extend(sorted(f for f in p.iterdir() if f.suffix in SPEC_SUFFIXES
-                              and f.is_file()))
+            out.extend(sorted(f for f in p.iterdir() if f.suffix in SPEC_SUFFIXES and f.is_file()))
         else:
             out.append(p)
     return out
@@ -59,8 +68,9 @@ def cmd_validate(args) -> int:
     for spec in spec_files(args.specs):
         g = _graph(str(spec), args)
         t, nt, _ = g.counts()
-        print(f"{spec}: ok ({len(g.nodes)} layers, {t:,} trainable + {nt:,} non-trainable "
-              "parameters)")
+        print(
+            f"{spec}: ok ({len(g.nodes)} layers, {t:,} trainable + {nt:,} non-trainable parameters)"
+        )
     return 0
 
 
@@ -93,8 +103,13 @@ def cmd_schema(args) -> int:
 def cmd_generate(args) -> int:
     from .generate import generate
 
-    return generate(spec_files(args.specs), Path(args.output), _overrides(args),
-                    check=args.check, force=args.force)
+    return generate(
+        spec_files(args.specs),
+        Path(args.output),
+        _overrides(args),
+        check=args.check,
+        force=args.force,
+    )
 
 
 COMMANDS: dict[str, tuple[Callable, str]] = {
@@ -126,11 +141,14 @@ def parser() -> argparse.ArgumentParser:
     g = sub.add_parser("generate", help=COMMANDS["generate"][1])
     _add_spec_args(g, many=True)
     g.add_argument("-o", "--output", default="generated", help="output folder (default: generated)")
-    g.add_argument("--check", action="store_true",
-                   help="write nothing; exit 1 and name the files that differ from the output "
-                   "folder")
-    g.add_argument("--force", action="store_true",
-                   help="overwrite files that lack specgen's generated header")
+    g.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 and name the files that differ from the output folder",
+    )
+    g.add_argument(
+        "--force", action="store_true", help="overwrite files that lack specgen's generated header"
+    )
     return p
 
 

@@ -10,10 +10,10 @@ Anything else that escapes the pipeline is a bug in specgen and is shown with it
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence, Union
 
-PathItem = Union[str, int]
+PathItem = str | int
 Path = tuple[PathItem, ...]
 
 #: At most this many errors are printed; the rest are counted.
@@ -102,8 +102,10 @@ class SpecError(Exception):
     def __str__(self) -> str:  # pragma: no cover - convenience for debugging
         return self.message
 
-    def with_note(self, note: str) -> "SpecError":
-        return SpecError(self.message, self.path, self.hint, self.key, self.notes + (note,), self.source)
+    def with_note(self, note: str) -> SpecError:
+        return SpecError(
+            self.message, self.path, self.hint, self.key, self.notes + (note,), self.source
+        )
 
     def render(self, source: Source | None) -> str:
         src = self.source or source

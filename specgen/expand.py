@@ -13,8 +13,9 @@ one error a tensor's shape is unknown and nothing downstream of it reports again
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import networkx as nx
 from pydantic import BaseModel, ValidationError
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from . import expr
 from .errors import Path, Source, SpecError, SpecErrors, choices_hint, format_path, suggest
 from .graph import INPUT, PARTS, Group, ModelGraph, Node, Part, SkipPath, TensorRef
-from .layers import REGISTRY, LayerConfig, Shape, ShapeError
+from .layers import REGISTRY, LayerConfig, Shape, ShapeError, fmt_shape
 from .names import check_identifier
 from .schema import (
     BUILTIN_VARIABLES,
@@ -112,8 +113,15 @@ class Expander:
         self.input_shape: Shape | None = None
 
     # -- errors and locations ------------------------------------------------------------------
-    def error(self, message: str, path: Path, hint: str | None = None, *, key: bool = False,
-              notes: Iterable[str] = ()) -> None:
+    def error(
+        self,
+        message: str,
+        path: Path,
+        hint: str | None = None,
+        *,
+        key: bool = False,
+        notes: Iterable[str] = (),
+    ) -> None:
         self.errors.append(SpecError(message, path, hint=hint, key=key, notes=tuple(notes)))
 
     def where(self, path: Path) -> str:
@@ -283,12 +291,18 @@ class Expander:
         if isinstance(refs, str):
             refs = [refs]
         if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
-            self.error(f"'inputs' must be a list of names, got {refs!r}", ipath + ("inputs",),
-                       notes=scope.notes)
+            self.error(
+                f"'inputs' must be a list of names, got {refs!r}",
+                ipath + ("inputs",),
+                notes=scope.notes,
+            )
             return None
         if not refs:
-            self.error("'inputs' is empty: the layer would have no input", ipath + ("inputs",),
-                       notes=scope.notes)
+            self.error(
+                "'inputs' is empty: the layer would have no input",
+                ipath + ("inputs",),
+                notes=scope.notes,
+            )
             return None
         out: list = []
         for j, text in enumerate(refs):
@@ -355,12 +369,25 @@ class Expander:
                 self.shape_error(exc, full, layer, inputs, in_shapes, scope, path)
                 shapes = None
             if shapes is not None and any(d > 1 << 24 for s in shapes for d in s):
-                self.error(f"'{full}' would produce a tensor of shape {fmt(shapes[0])}, larger "
-                           "than specgen supports", path, notes=scope.notes)
+                self.error(
+                    f"'{full}' would produce a tensor of shape {fmt(shapes[0])}, larger "
+                    "than specgen supports",
+                    path,
+                    notes=scope.notes,
+                )
                 shapes = None
         self.drafts[full] = _Draft(
-            full, layer, tuple(r or TensorRef("?") for r in inputs), shapes, counts[0], counts[1],
-            macs, scope.part, role, scope.skip, path,
+            full,
+            layer,
+            tuple(r or TensorRef("?") for r in inputs),
+            shapes,
+            counts[0],
+            counts[1],
+            macs,
+            scope.part,
+            role,
+            scope.skip,
+            path,
         )
         return TensorRef(full, 0) if shapes is not None else None
 
@@ -371,11 +398,11 @@ class Expander:
 
     def shape_error(self, exc: ShapeError, full, layer, inputs, in_shapes, scope, path):
         notes = list(scope.notes)
-        mismatch = getattr(exc, "mismatch", None)
         if layer.kind in ("add", "concat") and len(inputs) >= 2:
             verb = "add" if layer.kind == "add" else "concatenate"
-            operands = " and ".join(f"{self.describe(r)} {fmt(s)}" for r, s in zip(inputs,
-                                                                                   in_shapes))
+            operands = " and ".join(
+                f"{self.describe(r)} {fmt(s)}" for r, s in zip(inputs, in_shapes, strict=True)
+            )
             message = f"'{full}' cannot {verb} {operands}"
             if layer.kind == "concat":
                 message += " (all but the channel axis must match)"
@@ -385,21 +412,32 @@ class Expander:
                     notes.append(f"{self.describe(r)} comes from {self.where(origin)}")
             self.errors.append(SpecError(message, path, hint=exc.hint, notes=tuple(notes)))
             return
-        del mismatch
         fpath = path + (exc.field,) if exc.field else path
         shape_txt = ", ".join(fmt(s) for s in in_shapes)
         self.errors.append(
-            SpecError(f"{layer.kind} '{full}' on input {shape_txt}: {exc.message}", fpath,
-                      hint=exc.hint, notes=tuple(notes))
+            SpecError(
+                f"{layer.kind} '{full}' on input {shape_txt}: {exc.message}",
+                fpath,
+                hint=exc.hint,
+                notes=tuple(notes),
+            )
         )
 
     def child_scope(self, scope: _Scope, full: str, current, env, *, notes=None) -> _Scope:
-        return _Scope(full, scope.part, current, env, notes=scope.notes if notes is None else notes,
-                      role=scope.role, skip=scope.skip)
+        return _Scope(
+            full,
+            scope.part,
+            current,
+            env,
+            notes=scope.notes if notes is None else notes,
+            role=scope.role,
+            skip=scope.skip,
+        )
 
     def add_group(self, full: str, scope: _Scope, path: Path, block: str | None = None) -> None:
-        self.groups.append(Group(full, scope.part, block, scope.role == "skip", len(self.drafts),
-                                 path))
+        self.groups.append(
+            Group(full, scope.part, block, scope.role == "skip", len(self.drafts), path)
+        )
 
     def expand_group(self, item: GroupItem, scope, current, env, ipath):
         local = self.eval_name(item.name, env, ipath + ("name",), scope.notes)
@@ -415,8 +453,9 @@ class Expander:
         values = self.eval_count(item.in_, env, ipath + ("in",), scope.notes, what="in")
         stem = self.eval_name(item.name, env, ipath + ("name",), scope.notes)
         var = self.eval_name(item.for_, {}, ipath + ("for",), scope.notes, what="loop variable")
-        index = item.index and self.eval_name(item.index, {}, ipath + ("index",), scope.notes,
-                                              what="index variable")
+        index = item.index and self.eval_name(
+            item.index, {}, ipath + ("index",), scope.notes, what="index variable"
+        )
         if values is None or stem is None or var is None or (item.index and index is None):
             return None
         for var_name, key in ((var, "for"), (index, "index")):
@@ -434,8 +473,9 @@ class Expander:
             if index:
                 loop_env[index] = k
             child = self.child_scope(scope, full, current, loop_env)
-            current = self.publish(scope, local, self.expand_items(item.layers, child,
-                                                                    ipath + ("layers",)))
+            current = self.publish(
+                scope, local, self.expand_items(item.layers, child, ipath + ("layers",))
+            )
         return current
 
     def expand_block_use(self, item: BlockItem, scope, current, env, ipath):
@@ -453,17 +493,24 @@ class Expander:
             if pname in args:
                 block_env[pname] = args[pname]
             elif default is None:
-                self.error(f"block '{item.block}' needs parameter '{pname}'", ipath + ("args",),
-                           hint=f"add it: args: {{{pname}: ...}}", notes=scope.notes)
+                self.error(
+                    f"block '{item.block}' needs parameter '{pname}'",
+                    ipath + ("args",),
+                    hint=f"add it: args: {{{pname}: ...}}",
+                    notes=scope.notes,
+                )
                 ok = False
             else:
                 block_env[pname] = default
         for aname in args:
             if aname not in bdef.params:
-                self.error(f"block '{item.block}' has no parameter '{aname}'",
-                           ipath + ("args", aname),
-                           hint=choices_hint(aname, bdef.params, "its parameters"), key=True,
-                           notes=scope.notes)
+                self.error(
+                    f"block '{item.block}' has no parameter '{aname}'",
+                    ipath + ("args", aname),
+                    hint=choices_hint(aname, bdef.params, "its parameters"),
+                    key=True,
+                    notes=scope.notes,
+                )
                 ok = False
         if not ok:
             return None
@@ -485,8 +532,9 @@ class Expander:
                 if full is None:
                     return None
                 self.add_group(full, scope, ipath, item.block)
-                child = self.child_scope(scope, full, current, dict(block_env),
-                                         notes=(note,) + scope.notes)
+                child = self.child_scope(
+                    scope, full, current, dict(block_env), notes=(note,) + scope.notes
+                )
                 out = self.expand_items(bdef.layers, child, ("blocks", item.block, "layers"))
                 current = self.publish(scope, local, out)
         finally:
@@ -506,8 +554,10 @@ class Expander:
                 var = self.eval_name(spec.for_, {}, spath + ("for",), what="loop variable")
                 if values is None or var is None:
                     continue
-                iterations = [(k, {**env, var: v, **({spec.index: k} if spec.index else {})})
-                              for k, v in enumerate(values)]
+                iterations = [
+                    (k, {**env, var: v, **({spec.index: k} if spec.index else {})})
+                    for k, v in enumerate(values)
+                ]
                 numbered = True
             else:
                 iterations = [(0, env)]
@@ -548,11 +598,23 @@ class Expander:
             return None
         part = str(target).split(".", 1)[0]
         if part not in PARTS:
-            self.error(f"skip target {target!r} must start with a part name", spath + ("to",),
-                       hint="e.g. encoder.level3 or decoder.level0; parts: " + ", ".join(PARTS))
+            self.error(
+                f"skip target {target!r} must start with a part name",
+                spath + ("to",),
+                hint="e.g. encoder.level3 or decoder.level0; parts: " + ", ".join(PARTS),
+            )
             return None
-        return _SkipInstance(name, part, str(source), str(target), merge, merge_name or "",
-                             list(spec.layers), env, spath)
+        return _SkipInstance(
+            name,
+            part,
+            str(source),
+            str(target),
+            merge,
+            merge_name or "",
+            list(spec.layers),
+            env,
+            spath,
+        )
 
     def join_skips(self, target: str, current: TensorRef | None) -> TensorRef | None:
         instances = self.pending.pop(target)
@@ -568,12 +630,17 @@ class Expander:
                 if inst.part != scope.part:
                     continue
                 if inst.source == target:
-                    self.error(f"skip '{inst.name}' starts and ends at '{target}'",
-                               inst.path + ("from",))
+                    self.error(
+                        f"skip '{inst.name}' starts and ends at '{target}'", inst.path + ("from",)
+                    )
                     outs.append(None)
                     continue
-                src, found = self.resolve(inst.source, _Scope(inst.part, inst.part, None, {}),
-                                          merge_full, inst.path + ("from",))
+                src, found = self.resolve(
+                    inst.source,
+                    _Scope(inst.part, inst.part, None, {}),
+                    merge_full,
+                    inst.path + ("from",),
+                )
                 full = self.claim(scope, inst.name, inst.path + ("name",))
                 if full is None:
                     outs.append(None)
@@ -587,8 +654,9 @@ class Expander:
                 self.tensors[full] = out
                 outs.append(out)
                 if src is not None and out is not None:
-                    self.skip_paths.append(SkipPath(full, src, target, merge_full, kind, out,
-                                                    inst.path))
+                    self.skip_paths.append(
+                        SkipPath(full, src, target, merge_full, kind, out, inst.path)
+                    )
                 elif found and src is None:
                     pass
             mfull = self.claim(scope, merge_local, group[0].path)
@@ -597,12 +665,14 @@ class Expander:
             layer = REGISTRY[kind](kind=kind)
             merge_scope = _Scope(scope.prefix, scope.part, None, {}, role="merge", skip=mfull)
             if any(o is None for o in outs):
-                self.drafts[mfull] = _Draft(mfull, layer, (), None, 0, 0, 0, scope.part, "merge",
-                                            mfull, group[0].path)
+                self.drafts[mfull] = _Draft(
+                    mfull, layer, (), None, 0, 0, 0, scope.part, "merge", mfull, group[0].path
+                )
                 current = None
             else:
-                current = self.add_node(mfull, layer, outs, merge_scope, group[0].path,
-                                        role="merge")
+                current = self.add_node(
+                    mfull, layer, outs, merge_scope, group[0].path, role="merge"
+                )
             scope.names[merge_local] = current
             self.tensors[mfull] = current
         return current
@@ -639,13 +709,27 @@ class Expander:
             return current, outputs
         if cfg.kind == "vector_quantized":
             if enc_shape is not None and len(enc_shape) != 3:
-                self.error(f"a vector-quantized bottleneck needs an image-shaped encoder output, "
-                           f"got {fmt(enc_shape)}", path)
+                self.error(
+                    f"a vector-quantized bottleneck needs an image-shaped encoder output, "
+                    f"got {fmt(enc_shape)}",
+                    path,
+                )
                 return None, outputs
-            pre = node("pre_quant", "conv2d", [current], filters=cfg.embedding_dim, kernel_size=1,
-                       kernel_initializer=cfg.kernel_initializer)
-            q = node("quantizer", "vector_quantizer", [pre], num_embeddings=cfg.num_embeddings,
-                     commitment_cost=cfg.commitment_cost)
+            pre = node(
+                "pre_quant",
+                "conv2d",
+                [current],
+                filters=cfg.embedding_dim,
+                kernel_size=1,
+                kernel_initializer=cfg.kernel_initializer,
+            )
+            q = node(
+                "quantizer",
+                "vector_quantizer",
+                [pre],
+                num_embeddings=cfg.num_embeddings,
+                commitment_cost=cfg.commitment_cost,
+            )
             if q is None:
                 return None, outputs
             outputs["vq_loss"] = TensorRef(q.node, 1)
@@ -668,8 +752,9 @@ class Expander:
         if enc_shape is None:
             return None, outputs
         if len(enc_shape) != 3:
-            self.error(f"the bottleneck expects an image-shaped encoder output, got "
-                       f"{fmt(enc_shape)}", path)
+            self.error(
+                f"the bottleneck expects an image-shaped encoder output, got {fmt(enc_shape)}", path
+            )
             return None, outputs
         expand = node("expand", "dense", [latent], units=math.prod(enc_shape), **dense_args)
         if cfg.expand_activation != "linear":
@@ -723,8 +808,9 @@ class Expander:
                 self.tensors[full] = dec_out
         training = None
         if doc.training is not None:
-            data = self.try_evaluate(doc.training.model_dump(by_alias=True), self.params,
-                                     ("training",))
+            data = self.try_evaluate(
+                doc.training.model_dump(by_alias=True), self.params, ("training",)
+            )
             if data is not _FAILED:
                 try:
                     training = validate_model(TrainingSpec, data, ("training",))
@@ -772,8 +858,9 @@ class Expander:
             cycle = None
         if cycle:
             chain = " -> ".join([u[1] for u, _ in cycle] + [cycle[0][0][1]])
-            self.error(f"blocks use each other in a cycle: {chain}",
-                       ("blocks", cycle[0][0][1]), key=True)
+            self.error(
+                f"blocks use each other in a cycle: {chain}", ("blocks", cycle[0][0][1]), key=True
+            )
 
     def item_lists(self):
         yield ("encoder",), self.doc.encoder
@@ -790,20 +877,30 @@ class Expander:
             if isinstance(item, LayerItem):
                 cls = REGISTRY.get(item.kind)
                 if cls is None:
-                    self.error(f"unknown layer kind '{item.kind}'", ipath + ("kind",),
-                               hint=choices_hint(item.kind, REGISTRY, "layer kinds"))
+                    self.error(
+                        f"unknown layer kind '{item.kind}'",
+                        ipath + ("kind",),
+                        hint=choices_hint(item.kind, REGISTRY, "layer kinds"),
+                    )
                     continue
                 allowed = set(cls.model_fields) - {"kind"}
                 for key in item.model_extra or {}:
                     if key not in allowed:
-                        self.error(f"{item.kind} has no field '{key}'", ipath + (key,),
-                                   hint=choices_hint(key, allowed, f"fields of {item.kind}"),
-                                   key=True)
+                        self.error(
+                            f"{item.kind} has no field '{key}'",
+                            ipath + (key,),
+                            hint=choices_hint(key, allowed, f"fields of {item.kind}"),
+                            key=True,
+                        )
             elif isinstance(item, BlockItem):
                 if item.block not in self.doc.blocks:
-                    self.error(f"unknown block '{item.block}'", ipath + ("block",),
-                               hint=choices_hint(item.block, self.doc.blocks, "defined blocks")
-                               if self.doc.blocks else "define it under 'blocks:'")
+                    self.error(
+                        f"unknown block '{item.block}'",
+                        ipath + ("block",),
+                        hint=choices_hint(item.block, self.doc.blocks, "defined blocks")
+                        if self.doc.blocks
+                        else "define it under 'blocks:'",
+                    )
                 else:
                     uses.add_edge(owner, ("block", item.block))
             else:
@@ -814,8 +911,11 @@ class Expander:
         known = set(self.tensors) | {INPUT}
         for target, instances in sorted(self.pending.items()):
             for inst in instances:
-                self.error(f"skip '{inst.name}' joins '{target}', which does not exist",
-                           inst.path + ("to",), hint=_near(target, known))
+                self.error(
+                    f"skip '{inst.name}' joins '{target}', which does not exist",
+                    inst.path + ("to",),
+                    hint=_near(target, known),
+                )
         seen_paths: set[Path] = set()
         by_path: dict[Path, list] = {}
         for name, consumer, path, notes in self.unresolved:
@@ -830,16 +930,23 @@ class Expander:
             if later:
                 cycle = self.cycle_through(name, consumer)
                 if cycle:
-                    self.error("this reference makes a cycle: " + " -> ".join(cycle), path,
-                               notes=notes)
+                    self.error(
+                        "this reference makes a cycle: " + " -> ".join(cycle), path, notes=notes
+                    )
                 else:
-                    self.error(f"'{name}' is defined after it is used here; references must "
-                               "point to earlier tensors", path,
-                               hint=f"'{name}' is defined at {self.where(self.defined_at[name])}"
-                               if name in self.defined_at else None, notes=notes)
+                    self.error(
+                        f"'{name}' is defined after it is used here; references must "
+                        "point to earlier tensors",
+                        path,
+                        hint=f"'{name}' is defined at {self.where(self.defined_at[name])}"
+                        if name in self.defined_at
+                        else None,
+                        notes=notes,
+                    )
             else:
-                self.error(f"unknown reference '{shown}'", path, hint=_near(shown, known),
-                           notes=notes)
+                self.error(
+                    f"unknown reference '{shown}'", path, hint=_near(shown, known), notes=notes
+                )
 
     def cycle_through(self, source: str, consumer: str) -> list[str] | None:
         g = nx.DiGraph()
@@ -860,8 +967,19 @@ class Expander:
 
     def freeze(self, enc_out, bott_out, dec_out, outputs, out_cfg, training) -> ModelGraph:
         nodes = tuple(
-            Node(d.name, d.layer, d.inputs, d.shapes, d.trainable, d.non_trainable, d.macs,
-                 d.part, d.role, d.skip, d.origin)
+            Node(
+                d.name,
+                d.layer,
+                d.inputs,
+                d.shapes,
+                d.trainable,
+                d.non_trainable,
+                d.macs,
+                d.part,
+                d.role,
+                d.skip,
+                d.origin,
+            )
             for d in self.drafts.values()
         )
         inp = TensorRef(INPUT)
@@ -902,9 +1020,7 @@ def _near(name: str, known: Iterable[str]) -> str | None:
 
 
 def fmt(shape: Shape | None) -> str:
-    if shape is None:
-        return "(?)"
-    return "(" + ", ".join(str(d) for d in shape) + ")"
+    return "(?)" if shape is None else fmt_shape(shape)
 
 
 def expand(doc: SpecDocument, params: dict[str, Any], source: Source | None) -> ModelGraph:

@@ -14,8 +14,9 @@ neither does any other spec of the same run.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .errors import SpecError, SpecErrors
 from .write import MARKER, Plan, stale_files, write_plan
@@ -64,9 +65,16 @@ def plan_outputs(specs: Sequence[Path], overrides: Sequence[tuple[str, Any]]) ->
             errors.append(exc)
             continue
         if graph.name in names:
-            errors.append(SpecErrors([SpecError(
-                f"two specs are named '{graph.name}': {names[graph.name]} and {spec}",
-                hint="give each spec its own 'name'")]))
+            errors.append(
+                SpecErrors(
+                    [
+                        SpecError(
+                            f"two specs are named '{graph.name}': {names[graph.name]} and {spec}",
+                            hint="give each spec its own 'name'",
+                        )
+                    ]
+                )
+            )
             continue
         names[graph.name] = spec
         files.update(spec_outputs(graph, display_path(spec)))
@@ -81,8 +89,14 @@ class _Many(Exception):
         self.errors = errors
 
 
-def generate(specs: Sequence[Path], out: Path, overrides: Sequence[tuple[str, Any]] = (), *,
-             check: bool = False, force: bool = False) -> int:
+def generate(
+    specs: Sequence[Path],
+    out: Path,
+    overrides: Sequence[tuple[str, Any]] = (),
+    *,
+    check: bool = False,
+    force: bool = False,
+) -> int:
     if not specs:
         raise SpecErrors([SpecError("no spec files given (or none found in the folders given)")])
     try:
@@ -97,12 +111,17 @@ def generate(specs: Sequence[Path], out: Path, overrides: Sequence[tuple[str, An
             print(f"{len(stale)} generated file(s) in {out} are out of date:", file=sys.stderr)
             for rel in stale:
                 print(f"  {out / rel}", file=sys.stderr)
-            print("regenerate them with: specgen generate " + " ".join(str(s) for s in specs)
-                  + f" -o {out}", file=sys.stderr)
+            print(
+                "regenerate them with: specgen generate "
+                + " ".join(str(s) for s in specs)
+                + f" -o {out}",
+                file=sys.stderr,
+            )
             return 1
         print(f"{out}: {len(plan.files)} generated files up to date")
         return 0
     changed = write_plan(plan, out, force=force)
-    print(f"{out}: {len(plan.files)} files for {len(plan.owned_dirs)} spec(s), "
-          f"{len(changed)} changed")
+    print(
+        f"{out}: {len(plan.files)} files for {len(plan.owned_dirs)} spec(s), {len(changed)} changed"
+    )
     return 0

@@ -8,9 +8,10 @@ networkx view built from them for graph questions (order, reachability, cycles).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import networkx as nx
 
@@ -163,6 +164,42 @@ class ModelGraph:
             sum(n.trainable for n in nodes),
             sum(n.non_trainable for n in nodes),
             sum(n.macs for n in nodes),
+        )
+
+    def structure(self) -> tuple:
+        """Everything that defines the network, without provenance (source paths, parameter
+        values, file name): two specs describe the same network when these are equal."""
+        nodes = tuple(
+            (
+                n.name,
+                n.layer,
+                n.inputs,
+                n.output_shapes,
+                n.trainable,
+                n.non_trainable,
+                n.macs,
+                n.part,
+                n.role,
+                n.skip,
+            )
+            for n in self.nodes
+        )
+        groups = tuple((g.name, g.part, g.block, g.skip, g.index) for g in self.groups)
+        skips = tuple(
+            (s.name, s.source, s.target, s.merge, s.merge_kind, s.output) for s in self.skips
+        )
+        return (
+            self.name,
+            self.description,
+            self.input_shape,
+            nodes,
+            groups,
+            skips,
+            self.parts,
+            self.outputs,
+            self.bottleneck,
+            self.output_activation,
+            self.training,
         )
 
     # -- graph view --------------------------------------------------------------------------

@@ -123,15 +123,31 @@ class _Loader:
         self.errors: list[SpecError] = []
         self.nodes = 0
 
-    def record(self, message: str, pos: Pos, path: Path = (), *, key: bool = False,
-               hint: str | None = None, notes: tuple[str, ...] = ()) -> None:
+    def record(
+        self,
+        message: str,
+        pos: Pos,
+        path: Path = (),
+        *,
+        key: bool = False,
+        hint: str | None = None,
+        notes: tuple[str, ...] = (),
+    ) -> None:
         """Add an error located at ``pos``: its own Source maps ``path`` to that position."""
         where = {path: pos}
         src = Source(self.filename, self.text, where, where)
         self.errors.append(SpecError(message, path, hint, key, notes, src))
 
-    def error(self, message: str, pos: Pos, path: Path = (), *, key: bool = False,
-              hint: str | None = None, fatal: bool = False) -> None:
+    def error(
+        self,
+        message: str,
+        pos: Pos,
+        path: Path = (),
+        *,
+        key: bool = False,
+        hint: str | None = None,
+        fatal: bool = False,
+    ) -> None:
         """Record an error; raise :class:`_Stop` if it is fatal or there are too many."""
         self.record(message, pos, path, key=key, hint=hint)
         if fatal or len(self.errors) >= MAX_ERRORS:
@@ -144,8 +160,9 @@ class _Loader:
 
     def check_depth(self, depth: int, pos: Pos, path: Path) -> None:
         if depth >= MAX_DEPTH:
-            self.error(f"spec is nested too deeply (more than {MAX_DEPTH} levels)", pos, path,
-                       fatal=True)
+            self.error(
+                f"spec is nested too deeply (more than {MAX_DEPTH} levels)", pos, path, fatal=True
+            )
 
     def check_str(self, value: str, pos: Pos, path: Path, key: bool = False) -> None:
         if _has_surrogate(value):
@@ -211,8 +228,10 @@ class _YamlLoader(_Loader):
             char = exc.character
             if not isinstance(char, int):
                 char = ord(char[:1] or "\0")
-            self.record(f"the character U+{char:04X} is not allowed in YAML",
-                        line_col(self.text, exc.position))
+            self.record(
+                f"the character U+{char:04X} is not allowed in YAML",
+                line_col(self.text, exc.position),
+            )
         except (yaml.YAMLError, *_INPUT_FAILURES) as exc:
             self.record(f"invalid YAML: {exc}", Pos(1, 1))
         finally:
@@ -223,9 +242,12 @@ class _YamlLoader(_Loader):
         if isinstance(event, yaml.DocumentStartEvent):
             self.documents += 1
             if self.documents > 1:
-                self.error("a spec file must hold exactly one YAML document",
-                           _mark_pos(event.start_mark), hint="remove the second '---' and "
-                           "everything after it, or split the file", fatal=True)
+                self.error(
+                    "a spec file must hold exactly one YAML document",
+                    _mark_pos(event.start_mark),
+                    hint="remove the second '---' and everything after it, or split the file",
+                    fatal=True,
+                )
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             self.stack.pop()
         elif isinstance(event, yaml.NodeEvent):
@@ -267,34 +289,58 @@ class _YamlLoader(_Loader):
     def check_node(self, event: yaml.NodeEvent, pos: Pos, path: Path, key: bool = False) -> None:
         hint = "write the value out in full where it is used"
         if isinstance(event, yaml.AliasEvent):
-            self.error(f"anchors and aliases are not supported in specs (found alias "
-                       f"'*{event.anchor}')", pos, path, key=key, hint=hint)
+            self.error(
+                f"anchors and aliases are not supported in specs (found alias '*{event.anchor}')",
+                pos,
+                path,
+                key=key,
+                hint=hint,
+            )
             return
         if event.anchor is not None:
-            self.error(f"anchors and aliases are not supported in specs (found anchor "
-                       f"'&{event.anchor}')", pos, path, key=key, hint=hint)
+            self.error(
+                f"anchors and aliases are not supported in specs (found anchor '&{event.anchor}')",
+                pos,
+                path,
+                key=key,
+                hint=hint,
+            )
         if event.tag is not None:
-            self.error(f"YAML tags are not supported in specs (found tag '{event.tag}')",
-                       pos, path, key=key, hint="remove the tag")
+            self.error(
+                f"YAML tags are not supported in specs (found tag '{event.tag}')",
+                pos,
+                path,
+                key=key,
+                hint="remove the tag",
+            )
 
     def key(self, top: _Frame, event: yaml.NodeEvent, pos: Pos) -> None:
         self.check_node(event, pos, top.path, key=True)
         if not isinstance(event, yaml.ScalarEvent):
-            self.error("mapping keys must be plain or quoted strings", pos, top.path,
-                       fatal=True)
+            self.error("mapping keys must be plain or quoted strings", pos, top.path, fatal=True)
         name = event.value
         path = top.path + (name,)
         if event.style is None and name == "<<":
-            self.error("merge keys ('<<') are not supported in specs", pos, path, key=True,
-                       hint="write the merged keys out in full")
+            self.error(
+                "merge keys ('<<') are not supported in specs",
+                pos,
+                path,
+                key=True,
+                hint="write the merged keys out in full",
+            )
         elif event.style is None and name == "":
             self.error("mapping key is empty", pos, path, key=True)
         self.check_str(name, pos, path, key=True)
         first = top.keys.get(name)
         top.dup = first is not None
         if first is not None:
-            self.error(f"duplicate key '{name}' on line {pos.line} (first defined on line "
-                       f"{first.line})", pos, path, key=True, hint="remove one of the two entries")
+            self.error(
+                f"duplicate key '{name}' on line {pos.line} (first defined on line {first.line})",
+                pos,
+                path,
+                key=True,
+                hint="remove one of the two entries",
+            )
         else:
             top.keys[name] = pos
             self.key_pos[path] = pos
@@ -334,15 +380,20 @@ class _JsonLoader(_Loader):
         try:
             empty = self.scan()
         except _Stop:
-            raise SpecErrors(self.errors, Source(self.filename, self.text, self.value_pos,
-                                                 self.key_pos)) from None
+            raise SpecErrors(
+                self.errors, Source(self.filename, self.text, self.value_pos, self.key_pos)
+            ) from None
         if empty:
             return self.finish(None, True)
         root: object = None
         try:
-            root = json.loads(self.text, object_pairs_hook=_json_object,
-                              parse_constant=_json_constant, parse_int=_json_int,
-                              parse_float=_json_float)
+            root = json.loads(
+                self.text,
+                object_pairs_hook=_json_object,
+                parse_constant=_json_constant,
+                parse_int=_json_int,
+                parse_float=_json_float,
+            )
         except json.JSONDecodeError as exc:
             self.record(f"invalid JSON: {exc.msg}", self.lines.pos(exc.pos))
         except _Refused as exc:
@@ -420,8 +471,11 @@ class _JsonLoader(_Loader):
                 stack.append(_Frame(path, {} if c == "{" else []))
                 expect, i = ("key_or_end" if c == "{" else "value_or_end"), i + 1
                 continue
-            match = (_JSON_STRING.match(text, i) if c == '"' else _JSON_WORD.match(text, i)
-                     or _JSON_NUMBER.match(text, i))
+            match = (
+                _JSON_STRING.match(text, i)
+                if c == '"'
+                else _JSON_WORD.match(text, i) or _JSON_NUMBER.match(text, i)
+            )
             if match is None:
                 self.stopped = (i, "expected a value")
                 return False
@@ -437,8 +491,13 @@ class _JsonLoader(_Loader):
         self.check_str(name, pos, path, key=True)
         first = top.keys.get(name)
         if first is not None:
-            self.error(f"duplicate key '{name}' on line {pos.line} (first defined on line "
-                       f"{first.line})", pos, path, key=True, hint="remove one of the two entries")
+            self.error(
+                f"duplicate key '{name}' on line {pos.line} (first defined on line {first.line})",
+                pos,
+                path,
+                key=True,
+                hint="remove one of the two entries",
+            )
         else:
             top.keys[name] = pos
             self.key_pos[path] = pos
@@ -533,14 +592,17 @@ def load_file(path: str | os.PathLike) -> tuple[object, Source]:
     if len(data) > MAX_SPEC_BYTES:
         raise _too_large(filename, len(data))
     if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
+        data = data[len(codecs.BOM_UTF8) :]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         shown = data.decode("utf-8", "replace")
         pos = line_col(shown, len(data[: exc.start].decode("utf-8")))
         source = Source(filename, shown, {(): pos}, {})
-        error = SpecError(f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset "
-                          f"{exc.start})", hint="save the file as UTF-8", source=source)
+        error = SpecError(
+            f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+            hint="save the file as UTF-8",
+            source=source,
+        )
         raise SpecErrors([error], source) from None
     return load_text(text, filename)

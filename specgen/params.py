@@ -7,7 +7,8 @@ and a cycle among them is an error that names it.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import networkx as nx
 
@@ -35,7 +36,9 @@ def parse_override(text: str) -> tuple[str, Any]:
         data, _ = load_text("value: " + raw.strip() + "\n", f"--set {name}")
     except SpecErrors as exc:
         msgs = "; ".join(e.message for e in exc.errors)
-        raise SpecErrors([SpecError(f"--set {name}: cannot read the value: {msgs}")], source)
+        raise SpecErrors(
+            [SpecError(f"--set {name}: cannot read the value: {msgs}")], source
+        ) from None
     return name, data["value"]
 
 
@@ -76,8 +79,9 @@ def resolve(
         if problem is None and (name in BUILTIN_VARIABLES or name in _CONSTANT_NAMES):
             problem = f"'{name}' is bound by specgen itself"
         if problem:
-            errors.append(SpecError(f"invalid parameter name: {problem}", ("parameters", name),
-                                    key=True))
+            errors.append(
+                SpecError(f"invalid parameter name: {problem}", ("parameters", name), key=True)
+            )
     values: dict[str, Any] = dict(defaults)
     cli = Source("--set", " ".join(f"{n}={v!r}" for n, v in overrides))
     for name, value in overrides:

@@ -15,7 +15,7 @@ their keys: a layer (``kind``), a block use (``block``), a loop (``for``) or a g
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -37,7 +37,7 @@ SPEC_VERSION = 1
 #: specgen itself in every scope.
 BUILTIN_VARIABLES = ("in_channels", "in_height", "in_width")
 
-ParameterValue = Union[bool, int, float, str, list[Any], None]
+ParameterValue = bool | int | float | str | list[Any] | None
 
 
 class _Strict(BaseModel):
@@ -45,19 +45,17 @@ class _Strict(BaseModel):
 
 
 class _ItemCommon(_Strict):
-    name: Optional[Text] = Field(
+    name: Text | None = Field(
         None,
         description="Local name of the node or group; the dotted path of its parents makes its "
         "full name. Defaults to a numbered stem of the kind (conv1, bn1, ...).",
     )
-    inputs: Optional[Union[list[Text], Expr]] = Field(
+    inputs: list[Text] | Expr | None = Field(
         None,
         description="References to earlier tensors: sibling names, 'input' (the enclosing "
         "scope's input) or full dotted names. Defaults to the previous item's output.",
     )
-    when: Optional[Union[bool, Expr]] = Field(
-        None, description="The item exists only when this is true."
-    )
+    when: bool | Expr | None = Field(None, description="The item exists only when this is true.")
 
 
 class LayerItem(_ItemCommon):
@@ -72,7 +70,7 @@ class BlockItem(_ItemCommon):
 
     block: str = Field(description="Name of a block defined under 'blocks'.")
     args: dict[str, Any] = Field(default_factory=dict, description="Values of the block's params.")
-    repeat: Optional[Union[int, Expr]] = Field(
+    repeat: int | Expr | None = Field(
         None, description="Repeat the block this many times in sequence (numbered groups)."
     )
 
@@ -81,8 +79,8 @@ class GroupItem(_ItemCommon):
     """A named scope of items."""
 
     name: Text  # type: ignore[assignment]
-    layers: list["Item"] = Field(default_factory=list)
-    origin: Optional[str] = Field(
+    layers: list[Item] = Field(default_factory=list)
+    origin: str | None = Field(
         None, description="The block this group was made from (written by 'specgen expand')."
     )
 
@@ -92,11 +90,11 @@ class LoopItem(_ItemCommon):
 
     name: Text  # type: ignore[assignment]
     for_: str = Field(alias="for", description="Loop variable name.")
-    in_: Union[int, list[Any], Expr] = Field(
+    in_: int | list[Any] | Expr = Field(
         alias="in", description="A count (0..n-1) or a list of values to iterate over."
     )
-    index: Optional[str] = Field(None, description="Optional variable holding the 0-based index.")
-    layers: list["Item"] = Field(default_factory=list)
+    index: str | None = Field(None, description="Optional variable holding the 0-based index.")
+    layers: list[Item] = Field(default_factory=list)
 
 
 def _item_tag(value: Any) -> str | None:
@@ -118,12 +116,10 @@ def _item_tag(value: Any) -> str | None:
 
 
 Item = Annotated[
-    Union[
-        Annotated[LayerItem, Tag("layer")],
-        Annotated[BlockItem, Tag("block")],
-        Annotated[LoopItem, Tag("loop")],
-        Annotated[GroupItem, Tag("group")],
-    ],
+    Annotated[LayerItem, Tag("layer")]
+    | Annotated[BlockItem, Tag("block")]
+    | Annotated[LoopItem, Tag("loop")]
+    | Annotated[GroupItem, Tag("group")],
     Discriminator(
         _item_tag,
         custom_error_type="item_kind",
@@ -151,14 +147,14 @@ class SkipSpec(_Strict):
     """A skip path: from a tensor to a later point, through optional layers, merged there."""
 
     name: Text = Field(description="Name of the skip's group (numbered when it loops).")
-    for_: Optional[str] = Field(None, alias="for")
-    in_: Optional[Union[int, list[Any], Expr]] = Field(None, alias="in")
-    index: Optional[str] = None
-    when: Optional[Union[bool, Expr]] = None
+    for_: str | None = Field(None, alias="for")
+    in_: int | list[Any] | Expr | None = Field(None, alias="in")
+    index: str | None = None
+    when: bool | Expr | None = None
     from_: Text = Field(alias="from", description="Full dotted name of the source tensor.")
     to: Text = Field(description="Full dotted name of the node or group whose output it joins.")
-    merge: Union[Literal["add", "concat"], Expr] = "add"
-    merge_name: Optional[Text] = Field(None, description="Name of the merge node.")
+    merge: Literal["add", "concat"] | Expr = "add"
+    merge_name: Text | None = Field(None, description="Name of the merge node.")
     layers: list[Item] = Field(default_factory=list, description="The skip's transform.")
 
 
@@ -178,8 +174,8 @@ Initializer = Literal[
 
 
 class InputSpec(_Strict):
-    shape: Union[Annotated[list[Union[Dim, Expr]], Field(min_length=3, max_length=3)], Expr] = (
-        Field(description="Input shape (height, width, channels).")
+    shape: Annotated[list[Dim | Expr], Field(min_length=3, max_length=3)] | Expr = Field(
+        description="Input shape (height, width, channels)."
     )
 
 
@@ -188,17 +184,17 @@ class NoBottleneck(_Strict):
 
 
 class _DenseLike(_Strict):
-    units: Union[PositiveInt, Expr] = Field(description="Width of the latent code.")
-    expand_activation: Union[Activation, Expr] = Field(
+    units: PositiveInt | Expr = Field(description="Width of the latent code.")
+    expand_activation: Activation | Expr = Field(
         "linear", description="Activation after the dense layer back to the decoder's input."
     )
-    use_bias: Union[bool, Expr] = True
-    kernel_initializer: Union[Initializer, Expr] = "glorot_uniform"
+    use_bias: bool | Expr = True
+    kernel_initializer: Initializer | Expr = "glorot_uniform"
 
 
 class DenseBottleneck(_DenseLike):
     kind: Literal["dense"]
-    activation: Union[Activation, Expr] = Field("linear", description="Activation of the code.")
+    activation: Activation | Expr = Field("linear", description="Activation of the code.")
 
 
 class VariationalBottleneck(_DenseLike):
@@ -207,52 +203,52 @@ class VariationalBottleneck(_DenseLike):
 
 class VectorQuantizedBottleneck(_Strict):
     kind: Literal["vector_quantized"]
-    embedding_dim: Union[PositiveInt, Expr] = Field(description="Width of each codebook vector.")
-    num_embeddings: Union[PositiveInt, Expr] = Field(description="Number of codebook vectors.")
-    commitment_cost: Union[Annotated[float, Field(ge=0, allow_inf_nan=False)], Expr] = 0.25
-    kernel_initializer: Union[Initializer, Expr] = "glorot_uniform"
+    embedding_dim: PositiveInt | Expr = Field(description="Width of each codebook vector.")
+    num_embeddings: PositiveInt | Expr = Field(description="Number of codebook vectors.")
+    commitment_cost: Annotated[float, Field(ge=0, allow_inf_nan=False)] | Expr = 0.25
+    kernel_initializer: Initializer | Expr = "glorot_uniform"
 
 
 Bottleneck = Annotated[
-    Union[NoBottleneck, DenseBottleneck, VariationalBottleneck, VectorQuantizedBottleneck],
+    NoBottleneck | DenseBottleneck | VariationalBottleneck | VectorQuantizedBottleneck,
     Field(discriminator="kind"),
 ]
 
 
 class OutputSpec(_Strict):
-    activation: Union[Activation, Expr] = Field(
+    activation: Activation | Expr = Field(
         "linear", description="Activation applied to the decoder's output (the reconstruction)."
     )
 
 
 class OptimizerSpec(_Strict):
-    kind: Union[Literal["adam", "adamw", "sgd"], Expr] = "adam"
-    learning_rate: Union[Annotated[float, Field(gt=0, allow_inf_nan=False)], Expr] = 1e-3
-    momentum: Union[Annotated[float, Field(ge=0, lt=1)], Expr] = 0.0
-    weight_decay: Union[Annotated[float, Field(ge=0, allow_inf_nan=False)], Expr] = 0.0
+    kind: Literal["adam", "adamw", "sgd"] | Expr = "adam"
+    learning_rate: Annotated[float, Field(gt=0, allow_inf_nan=False)] | Expr = 1e-3
+    momentum: Annotated[float, Field(ge=0, lt=1)] | Expr = 0.0
+    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] | Expr = 0.0
 
 
 class ScheduleSpec(_Strict):
-    kind: Union[Literal["constant", "exponential", "cosine", "step"], Expr] = "constant"
-    decay_rate: Union[Annotated[float, Field(gt=0, le=1)], Expr] = 1.0
-    decay_steps: Union[PositiveInt, Expr] = 1
-    staircase: Union[bool, Expr] = False
+    kind: Literal["constant", "exponential", "cosine", "step"] | Expr = "constant"
+    decay_rate: Annotated[float, Field(gt=0, le=1)] | Expr = 1.0
+    decay_steps: PositiveInt | Expr = 1
+    staircase: bool | Expr = False
 
 
 class TrainingSpec(_Strict):
     """Reserved for the generated training scripts."""
 
-    loss: Union[Literal["mse", "l1", "bce"], Expr] = "mse"
-    beta: Union[Annotated[float, Field(ge=0, allow_inf_nan=False)], Expr] = Field(
+    loss: Literal["mse", "l1", "bce"] | Expr = "mse"
+    beta: Annotated[float, Field(ge=0, allow_inf_nan=False)] | Expr = Field(
         1.0, description="Weight of the KL term (variational bottleneck)."
     )
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
-    l2: Union[Annotated[float, Field(ge=0, allow_inf_nan=False)], Expr] = 0.0
-    gradient_clip: Union[Annotated[float, Field(ge=0, allow_inf_nan=False)], Expr, None] = None
-    epochs: Union[PositiveInt, Expr] = 10
-    batch_size: Union[PositiveInt, Expr] = 32
-    seed: Union[Annotated[int, Field(ge=0, le=2**31 - 1)], Expr] = 0
+    l2: Annotated[float, Field(ge=0, allow_inf_nan=False)] | Expr = 0.0
+    gradient_clip: Annotated[float, Field(ge=0, allow_inf_nan=False)] | Expr | None = None
+    epochs: PositiveInt | Expr = 10
+    batch_size: PositiveInt | Expr = 32
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] | Expr = 0
 
 
 class SpecDocument(_Strict):
@@ -274,4 +270,4 @@ class SpecDocument(_Strict):
     decoder: list[Item] = Field(default_factory=list)
     skips: list[SkipSpec] = Field(default_factory=list)
     output: OutputSpec = Field(default_factory=OutputSpec)
-    training: Optional[TrainingSpec] = None
+    training: TrainingSpec | None = None

@@ -18,8 +18,11 @@ from .layers import fmt_shape
 
 
 def _counts(trainable: int, non_trainable: int) -> dict[str, int]:
-    return {"trainable": trainable, "non_trainable": non_trainable,
-            "total": trainable + non_trainable}
+    return {
+        "trainable": trainable,
+        "non_trainable": non_trainable,
+        "total": trainable + non_trainable,
+    }
 
 
 def summary_dict(graph: ModelGraph) -> dict[str, Any]:
@@ -52,8 +55,11 @@ def _op(node) -> str:
         k = layer.kernel_size
         s = layer.strides
         ks = f"{k[0]}x{k[1]}" if k[0] != k[1] else f"{k[0]}x{k[0]}"
-        ss = f"/{s[0]}" if s == (s[0], s[0]) and s[0] != 1 else ("" if s[0] == 1 == s[1] else
-                                                                  f"/{s[0]}x{s[1]}")
+        ss = (
+            f"/{s[0]}"
+            if s == (s[0], s[0]) and s[0] != 1
+            else ("" if s[0] == 1 == s[1] else f"/{s[0]}x{s[1]}")
+        )
         return f"{kind} {ks}{ss}, {layer.filters}"
     if kind == "dense":
         return f"dense {layer.units}"
@@ -70,16 +76,26 @@ def summary_table(graph: ModelGraph) -> str:
     lines: list[str] = []
     for part in PARTS:
         nodes = graph.part_nodes(part)
-        rows = [(n.name, _op(n), _shape(n.shape), f"{n.trainable + n.non_trainable:,}",
-                 f"{n.macs:,}") for n in nodes]
+        rows = [
+            (n.name, _op(n), _shape(n.shape), f"{n.trainable + n.non_trainable:,}", f"{n.macs:,}")
+            for n in nodes
+        ]
         t, nt, macs = graph.counts(part)
-        rows.append((f"{part} total", "", _shape(graph.shape(graph.part(part).output)),
-                     f"{t + nt:,}", f"{macs:,}"))
+        rows.append(
+            (
+                f"{part} total",
+                "",
+                _shape(graph.shape(graph.part(part).output)),
+                f"{t + nt:,}",
+                f"{macs:,}",
+            )
+        )
         widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
 
-        def line(r):
+        def line(r, widths=widths):
+            cells = zip(r, widths, strict=True)
             return "  ".join(
-                c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))
+                c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(cells)
             ).rstrip()
 
         lines.append(line(header))

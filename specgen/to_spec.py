@@ -42,8 +42,11 @@ _Dumper.add_representer(
 def _plain(value: Any) -> Any:
     """Tuples to lists, and ``(k, k)`` pairs to ``k``."""
     if isinstance(value, tuple):
-        if len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value) \
-                and value[0] == value[1]:
+        if (
+            len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            and value[0] == value[1]
+        ):
             return value[0]
         return [_plain(v) for v in value]
     if isinstance(value, list):
@@ -92,8 +95,12 @@ class _Emitter:
             self.joined[s.target] = TensorRef(s.merge)
             self.merge_target[s.merge] = s.target
 
-    def ref_name(self, ref: TensorRef, scope_input: TensorRef | None,
-                 siblings: dict[TensorRef, str] | None = None) -> str:
+    def ref_name(
+        self,
+        ref: TensorRef,
+        scope_input: TensorRef | None,
+        siblings: dict[TensorRef, str] | None = None,
+    ) -> str:
         if scope_input is not None and ref == scope_input:
             return INPUT
         if siblings and ref in siblings:
@@ -112,8 +119,7 @@ class _Emitter:
                 node = self.g.node(name)
                 item = _Flow(name=local, kind=node.kind)
                 if list(node.inputs) != [current]:
-                    item["inputs"] = [self.ref_name(r, scope_input, siblings)
-                                      for r in node.inputs]
+                    item["inputs"] = [self.ref_name(r, scope_input, siblings) for r in node.inputs]
                 item.update(layer_fields(node))
                 out: TensorRef | None = TensorRef(name)
             else:
@@ -137,14 +143,16 @@ class _Emitter:
         for s in self.g.skips:
             part, local = s.name.split(".", 1)
             layers, _ = self.scope(s.name, s.source)
-            out.append({
-                "name": local,
-                "from": self.ref_name(s.source, None),
-                "to": s.target,
-                "merge": s.merge_kind,
-                "merge_name": s.merge.split(".", 1)[1],
-                "layers": layers,
-            })
+            out.append(
+                {
+                    "name": local,
+                    "from": self.ref_name(s.source, None),
+                    "to": s.target,
+                    "merge": s.merge_kind,
+                    "merge_name": s.merge.split(".", 1)[1],
+                    "layers": layers,
+                }
+            )
         return out
 
 
@@ -161,7 +169,8 @@ def graph_to_spec(graph: ModelGraph) -> dict[str, Any]:
     doc["input"] = {"shape": _FlowList(graph.input_shape)}
     doc["encoder"] = encoder
     doc["bottleneck"] = {"kind": graph.bottleneck.kind} | _plain(
-        graph.bottleneck.model_dump(by_alias=True, exclude_defaults=True, exclude={"kind"}))
+        graph.bottleneck.model_dump(by_alias=True, exclude_defaults=True, exclude={"kind"})
+    )
     doc["decoder"] = decoder
     skips = em.skips()
     if skips:
@@ -176,5 +185,11 @@ def graph_to_spec(graph: ModelGraph) -> dict[str, Any]:
 def dump_spec(doc: dict[str, Any], *, json_format: bool = False) -> str:
     if json_format:
         return json.dumps(doc, indent=2) + "\n"
-    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=False,
-                     default_flow_style=False)
+    return yaml.dump(
+        doc,
+        Dumper=_Dumper,
+        sort_keys=False,
+        width=100,
+        allow_unicode=False,
+        default_flow_style=False,
+    )

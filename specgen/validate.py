@@ -7,7 +7,8 @@ validated, so ``('encoder', 0, 'layer', 'filters')`` becomes ``('encoder', 0, 'f
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -65,10 +66,8 @@ def spec_errors(exc: ValidationError, data: Any, base: Path = ()) -> list[SpecEr
     by_path: dict[Path, list[dict]] = {}
     located: list[tuple[Path, bool, dict]] = []
     for err in raw:
-        path, present = data_path(data, err["loc"])
+        path, _ = data_path(data, err["loc"])
         key_error = err["type"] == "extra_forbidden"
-        if err["type"] == "missing":
-            present = False
         located.append((path, key_error, err))
         by_path.setdefault(path, []).append(err)
     out: list[SpecError] = []

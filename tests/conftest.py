@@ -12,9 +12,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # "ci": reproducible runs (same examples every time), no timing flakiness, and
 # a reproduction blob printed for every failure. "dev": random exploration.
-settings.register_profile(
-    "ci", derandomize=True, deadline=None, print_blob=True, database=None
-)
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True, database=None)
 settings.register_profile("dev", deadline=None)
 settings.load_profile(
     "ci" if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no") else "dev"

@@ -259,7 +259,7 @@ def test_dense_on_image_hints_flatten():
 
 def test_add_mismatch():
     err = shape_error({"kind": "add"}, [(16, 16, 128), (15, 15, 128)])
-    assert err.message == "cannot add tensors of shapes (16,16,128) and (15,15,128)"
+    assert err.message == "cannot add tensors of shapes (16, 16, 128) and (15, 15, 128)"
     assert err.mismatch == [1]
     err = shape_error({"kind": "add"}, [(4,), (5,), (5,)])
     assert err.mismatch == [0]
@@ -267,7 +267,7 @@ def test_add_mismatch():
 
 def test_concat_mismatch():
     err = shape_error({"kind": "concat"}, [(16, 16, 64), (8, 8, 64)])
-    assert "(16,16,64)" in err.message and "(8,8,64)" in err.message
+    assert "(16, 16, 64)" in err.message and "(8, 8, 64)" in err.message
     assert err.mismatch == [1]
     err = shape_error({"kind": "concat"}, [(16, 16, 64), (64,), (16, 16, 2)])
     assert err.mismatch == [1]

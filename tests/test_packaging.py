@@ -63,9 +63,7 @@ def wheel(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def venv(
-    wheel: Path, repo_root: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
+def venv(wheel: Path, repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("venv")
     venv_dir = root / "venv"
     _run([sys.executable, "-m", "venv", str(venv_dir)], cwd=root)

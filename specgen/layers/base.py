@@ -120,10 +120,10 @@ class ShapeError(Exception):
 
 
 def fmt_shape(shape: Sequence[int]) -> str:
-    """``(16, 16, 128) -> "(16,16,128)"``, ``(128,) -> "(128,)"``, ``() -> "()"``."""
+    """``(16, 16, 128) -> "(16, 16, 128)"``, ``(128,) -> "(128,)"``, ``() -> "()"``."""
     if len(shape) == 1:
         return f"({shape[0]},)"
-    return "(" + ",".join(str(d) for d in shape) + ")"
+    return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
 def fmt_pair(pair: Sequence[int]) -> str:
