@@ -41,9 +41,23 @@ def check_graph(graph: ModelGraph, expander: Expander) -> list[SpecError]:
                 )
             )
     recon = graph.shape(graph.output("reconstruction"))
-    if recon != graph.input_shape:
+    if not graph.part_nodes("decoder"):
         problems.append(
-            _resolution_error(expander, graph=graph)
+            SpecError(
+                "the decoder has no layers",
+                ("decoder",),
+                hint="an autoencoder's decoder maps the code back to the input's shape",
+            )
+        )
+    elif recon != graph.input_shape:
+        mismatch = (
+            f"the reconstruction {_fmt(recon)} differ from the input {_fmt(graph.input_shape)}"
+        )
+        root = _resolution_error(expander)
+        if root is not None:
+            root = SpecError(root.message, root.path, root.hint, notes=(f"which makes {mismatch}",))
+        problems.append(
+            root
             or SpecError(
                 f"the reconstruction has shape {_fmt(recon)} but the input has shape "
                 f"{_fmt(graph.input_shape)}",
@@ -52,8 +66,6 @@ def check_graph(graph: ModelGraph, expander: Expander) -> list[SpecError]:
                 "channels as the input",
             )
         )
-    if "reconstruction" in dict(graph.outputs) and not graph.part_nodes("decoder"):
-        problems.append(SpecError("the decoder has no layers", ("decoder",)))
     return problems
 
 
@@ -72,7 +84,7 @@ def explain_resolution(expander: Expander, errors: list[SpecError]) -> list[Spec
     return [SpecError(root.message, root.path, root.hint, notes=consequences)] + rest
 
 
-def _resolution_error(expander: Expander, graph: ModelGraph | None = None) -> SpecError | None:
+def _resolution_error(expander: Expander) -> SpecError | None:
     """'250 is not divisible by 16 (4 stride-2 levels in encoder); ...' or None."""
     shape = expander.input_shape
     if shape is None:

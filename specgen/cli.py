@@ -109,6 +109,8 @@ def cmd_generate(args) -> int:
         _overrides(args),
         check=args.check,
         force=args.force,
+        regenerate_command="specgen generate "
+        + " ".join([*args.specs, *(f"--set {o}" for o in args.overrides)]),
     )
 
 

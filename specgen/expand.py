@@ -32,6 +32,7 @@ from .schema import (
     GroupItem,
     InputSpec,
     LayerItem,
+    LevelsItem,
     LoopItem,
     OutputSpec,
     SkipSpec,
@@ -263,8 +264,13 @@ class Expander:
         return None, False
 
     # -- items ---------------------------------------------------------------------------------
-    def expand_items(self, items: list, scope: _Scope, path: Path) -> TensorRef | None:
-        current = scope.input
+    def expand_items(
+        self, items: list, scope: _Scope, path: Path, current: TensorRef | None | object = ...
+    ) -> TensorRef | None:
+        """Expand ``items`` in ``scope``, starting from ``current`` (the scope's input by
+        default); returns the last output."""
+        if current is ...:
+            current = scope.input
         scope_env = dict(scope.env)
         scope_env.update(self.shape_env(self.shape_of(scope.input)))
         for i, item in enumerate(items):
@@ -280,6 +286,8 @@ class Expander:
                 current = self.expand_loop(item, scope, current, env, ipath)
             elif isinstance(item, GroupItem):
                 current = self.expand_group(item, scope, current, env, ipath)
+            elif isinstance(item, LevelsItem):
+                current = self.expand_levels(item, scope, current, env, ipath)
         return current
 
     def item_inputs(self, item, scope, current, env, ipath, consumer) -> list | None:
@@ -450,7 +458,36 @@ class Expander:
         return self.publish(scope, local, out)
 
     def expand_loop(self, item: LoopItem, scope, current, env, ipath):
-        values = self.eval_count(item.in_, env, ipath + ("in",), scope.notes, what="in")
+        def body(child: _Scope, start):
+            return self.expand_items(item.layers, child, ipath + ("layers",), start)
+
+        return self.loop(item, item.in_, "in", body, scope, current, env, ipath)
+
+    def expand_levels(self, item: LevelsItem, scope, current, env, ipath):
+        if item.block is not None and item.block not in self.doc.blocks:
+            return None  # reported by the pre-pass
+
+        def body(child: _Scope, start):
+            out = self.expand_items(item.before, child, ipath + ("before",), start)
+            if item.block is not None:
+                full = self.claim(child, "blocks", ipath + ("block",), child.notes)
+                if full is None:
+                    return None
+                self.add_group(full, child, ipath)
+                inner = self.child_scope(child, full, out, dict(child.env))
+                use = BlockItem(block=item.block, name="block", args=item.args, repeat=item.repeat)
+                block_env = dict(child.env)
+                block_env.update(self.shape_env(self.shape_of(out)))
+                out = self.publish(
+                    child, "blocks", self.expand_block_use(use, inner, out, block_env, ipath)
+                )
+            return self.expand_items(item.after, child, ipath + ("after",), out)
+
+        return self.loop(item, item.levels, "levels", body, scope, current, env, ipath)
+
+    def loop(self, item, count, key: str, body, scope, current, env, ipath):
+        """Groups ``name0``, ``name1``, ... with the loop variable bound; ``body`` fills each."""
+        values = self.eval_count(count, env, ipath + (key,), scope.notes, what=key)
         stem = self.eval_name(item.name, env, ipath + ("name",), scope.notes)
         var = self.eval_name(item.for_, {}, ipath + ("for",), scope.notes, what="loop variable")
         index = item.index and self.eval_name(
@@ -458,9 +495,9 @@ class Expander:
         )
         if values is None or stem is None or var is None or (item.index and index is None):
             return None
-        for var_name, key in ((var, "for"), (index, "index")):
+        for var_name, field in ((var, "for"), (index, "index")):
             if var_name in BUILTIN_VARIABLES:
-                self.error(f"'{var_name}' is bound by specgen itself", ipath + (key,))
+                self.error(f"'{var_name}' is bound by specgen itself", ipath + (field,))
                 return None
         for k, value in enumerate(values):
             local = f"{stem}{k}"
@@ -473,9 +510,7 @@ class Expander:
             if index:
                 loop_env[index] = k
             child = self.child_scope(scope, full, current, loop_env)
-            current = self.publish(
-                scope, local, self.expand_items(item.layers, child, ipath + ("layers",))
-            )
+            current = self.publish(scope, local, body(child, current))
         return current
 
     def expand_block_use(self, item: BlockItem, scope, current, env, ipath):
@@ -893,18 +928,26 @@ class Expander:
                             key=True,
                         )
             elif isinstance(item, BlockItem):
-                if item.block not in self.doc.blocks:
-                    self.error(
-                        f"unknown block '{item.block}'",
-                        ipath + ("block",),
-                        hint=choices_hint(item.block, self.doc.blocks, "defined blocks")
-                        if self.doc.blocks
-                        else "define it under 'blocks:'",
-                    )
-                else:
-                    uses.add_edge(owner, ("block", item.block))
+                self.check_block_ref(item.block, ipath, owner, uses)
+            elif isinstance(item, LevelsItem):
+                if item.block is not None:
+                    self.check_block_ref(item.block, ipath, owner, uses)
+                self.check_items(item.before, ipath + ("before",), uses)
+                self.check_items(item.after, ipath + ("after",), uses)
             else:
                 self.check_items(item.layers, ipath + ("layers",), uses)
+
+    def check_block_ref(self, block: str, ipath: Path, owner, uses: nx.DiGraph) -> None:
+        if block not in self.doc.blocks:
+            self.error(
+                f"unknown block '{block}'",
+                ipath + ("block",),
+                hint=choices_hint(block, self.doc.blocks, "defined blocks")
+                if self.doc.blocks
+                else "define it under 'blocks:'",
+            )
+        else:
+            uses.add_edge(owner, ("block", block))
 
     def report_leftovers(self) -> None:
         """Skip targets never reached and references that never resolved."""

@@ -96,6 +96,7 @@ def generate(
     *,
     check: bool = False,
     force: bool = False,
+    regenerate_command: str | None = None,
 ) -> int:
     if not specs:
         raise SpecErrors([SpecError("no spec files given (or none found in the folders given)")])
@@ -111,12 +112,8 @@ def generate(
             print(f"{len(stale)} generated file(s) in {out} are out of date:", file=sys.stderr)
             for rel in stale:
                 print(f"  {out / rel}", file=sys.stderr)
-            print(
-                "regenerate them with: specgen generate "
-                + " ".join(str(s) for s in specs)
-                + f" -o {out}",
-                file=sys.stderr,
-            )
+            again = regenerate_command or "specgen generate " + " ".join(map(str, specs))
+            print(f"regenerate them with: {again} -o {out}", file=sys.stderr)
             return 1
         print(f"{out}: {len(plan.files)} generated files up to date")
         return 0

@@ -97,15 +97,45 @@ class LoopItem(_ItemCommon):
     layers: list[Item] = Field(default_factory=list)
 
 
+class LevelsItem(_ItemCommon):
+    """Resolution levels: per level, optional ``before`` items, a block repeated ``repeat`` times
+    (group ``blocks``, instances ``block0``, ``block1``, ...), then optional ``after`` items.
+
+    Shorthand for a loop whose body is ``before + [blocks group] + after``; the level groups are
+    named ``level0``, ``level1``, ... (``name``) and the loop variable is ``level`` (``for``).
+    """
+
+    levels: int | list[Any] | Expr = Field(
+        description="Number of levels (0..n-1), or a list of per-level values."
+    )
+    name: Text = "level"  # type: ignore[assignment]
+    for_: str = Field("level", alias="for", description="Loop variable name.")
+    index: str | None = Field(None, description="Optional variable holding the 0-based index.")
+    before: list[Item] = Field(default_factory=list, description="Items before the blocks.")
+    block: str | None = Field(None, description="The block repeated at each level.")
+    args: dict[str, Any] = Field(default_factory=dict, description="Values of the block's params.")
+    repeat: int | Expr = Field(1, description="Blocks per level.")
+    after: list[Item] = Field(default_factory=list, description="Items after the blocks.")
+
+
+_ITEM_TAGS = {
+    LayerItem: "layer",
+    BlockItem: "block",
+    LoopItem: "loop",
+    GroupItem: "group",
+    LevelsItem: "levels",
+}
+
+
 def _item_tag(value: Any) -> str | None:
     if isinstance(value, BaseModel):
-        return {LayerItem: "layer", BlockItem: "block", LoopItem: "loop", GroupItem: "group"}.get(
-            type(value)
-        )
+        return _ITEM_TAGS.get(type(value))
     if not isinstance(value, dict):
         return None
     if "kind" in value:
         return "layer"
+    if "levels" in value:
+        return "levels"
     if "block" in value:
         return "block"
     if "for" in value:
@@ -119,17 +149,19 @@ Item = Annotated[
     Annotated[LayerItem, Tag("layer")]
     | Annotated[BlockItem, Tag("block")]
     | Annotated[LoopItem, Tag("loop")]
-    | Annotated[GroupItem, Tag("group")],
+    | Annotated[GroupItem, Tag("group")]
+    | Annotated[LevelsItem, Tag("levels")],
     Discriminator(
         _item_tag,
         custom_error_type="item_kind",
         custom_error_message="an item needs 'kind' (a layer), 'block' (a block use), "
-        "'for' (a loop) or 'layers' (a group)",
+        "'for' (a loop), 'levels' (resolution levels) or 'layers' (a group)",
     ),
 ]
 
 GroupItem.model_rebuild()
 LoopItem.model_rebuild()
+LevelsItem.model_rebuild()
 
 
 class BlockDef(_Strict):

@@ -7,12 +7,15 @@ validated, so ``('encoder', 0, 'layer', 'filters')`` becomes ``('encoder', 0, 'f
 
 from __future__ import annotations
 
+import re
+import types
+import typing
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from .errors import Path, SpecError, SpecErrors
+from .errors import Path, SpecError, SpecErrors, choices_hint
 
 # Error types that only say "this is not an expression either"; they are noise when the value
 # failed its real type.
@@ -40,17 +43,71 @@ def data_path(data: Any, loc: Iterable[Any]) -> tuple[Path, bool]:
     return tuple(path), True
 
 
-def _message(err: dict[str, Any]) -> tuple[str, str | None]:
+def _unwrap(tp: Any) -> list[Any]:
+    """The alternatives a type annotation allows (Annotated and unions unwrapped)."""
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        return _unwrap(typing.get_args(tp)[0])
+    if origin is Union or origin is types.UnionType:
+        out: list[Any] = []
+        for arg in typing.get_args(tp):
+            out.extend(_unwrap(arg))
+        return out
+    return [tp]
+
+
+def _model_keys(model: Any, loc: Iterable[Any]) -> set[str] | None:
+    """The keys the model at ``loc`` accepts (best effort, for "did you mean" hints)."""
+    current = _unwrap(model)
+    for item in loc:
+        nxt: list[Any] = []
+        for tp in current:
+            origin = typing.get_origin(tp)
+            if isinstance(tp, type) and issubclass(tp, BaseModel):
+                for name, field in tp.model_fields.items():
+                    if item in (name, field.alias):
+                        nxt.extend(_unwrap(field.annotation))
+            elif origin in (list, tuple) and isinstance(item, int):
+                nxt.extend(_unwrap(typing.get_args(tp)[0]))
+            elif origin is dict:
+                nxt.extend(_unwrap(typing.get_args(tp)[1]))
+        if nxt:
+            current = nxt
+        # otherwise ``item`` is a union tag: keep the alternatives
+    keys: set[str] = set()
+    for tp in current:
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            keys |= {f.alias or n for n, f in tp.model_fields.items()}
+    return keys or None
+
+
+def _expected_choices(err: dict[str, Any]) -> list[str]:
+    return re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
+
+
+def _message(err: dict[str, Any], model: Any = None) -> tuple[str, str | None]:
     etype = err["type"]
     loc = err["loc"]
     field = loc[-1] if loc else None
     if etype == "extra_forbidden":
-        return f"unknown key '{field}'", None
+        keys = _model_keys(model, loc[:-1]) if model is not None else None
+        hint = choices_hint(str(field), keys, "valid keys here") if keys else None
+        return f"unknown key '{field}'", hint
     if etype == "missing":
         return f"missing required key '{field}'", None
     if etype == "literal_error":
-        expected = err.get("ctx", {}).get("expected", "")
-        return f"invalid value {err.get('input')!r}", f"expected {expected}"
+        choices = _expected_choices(err)
+        value = err.get("input")
+        hint = choices_hint(str(value), choices, "valid values") if choices else None
+        return f"invalid value {value!r}", hint
+    if etype == "union_tag_invalid":
+        ctx = err.get("ctx", {})
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
+        tag = ctx.get("tag")
+        return (
+            f"unknown {ctx.get('discriminator', 'kind').strip(chr(39))} {tag!r}",
+            choices_hint(str(tag), choices, "valid values") if choices else None,
+        )
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
@@ -60,7 +117,9 @@ def _message(err: dict[str, Any]) -> tuple[str, str | None]:
     return f"{msg[:1].lower()}{msg[1:]}", None
 
 
-def spec_errors(exc: ValidationError, data: Any, base: Path = ()) -> list[SpecError]:
+def spec_errors(
+    exc: ValidationError, data: Any, base: Path = (), model: Any = None
+) -> list[SpecError]:
     """Located :class:`SpecError` s for a pydantic error raised while validating ``data``."""
     raw = exc.errors(include_url=False)
     by_path: dict[Path, list[dict]] = {}
@@ -76,11 +135,10 @@ def spec_errors(exc: ValidationError, data: Any, base: Path = ()) -> list[SpecEr
         siblings = by_path[path]
         if err["type"] in _EXPR_NOISE and any(s["type"] not in _EXPR_NOISE for s in siblings):
             continue
-        msg, hint = _message(err)
-        if err["type"] == "extra_forbidden":
-            full = base + path + (err["loc"][-1],)
-        else:
-            full = base + path
+        msg, hint = _message(err, model)
+        full = base + path
+        if err["type"] == "union_tag_invalid" and isinstance(_get(data, path), dict):
+            full = full + (str(err.get("ctx", {}).get("discriminator", "kind")).strip("'"),)
         if (full, msg) in seen:
             continue
         seen.add((full, msg))
@@ -95,4 +153,10 @@ def validate_model(model: type[BaseModel] | Any, data: Any, base: Path = ()) -> 
             return model.model_validate(data)
         return TypeAdapter(model).validate_python(data)
     except ValidationError as exc:
-        raise SpecErrors(spec_errors(exc, data, base)) from None
+        raise SpecErrors(spec_errors(exc, data, base, model)) from None
+
+
+def _get(data: Any, path: Path) -> Any:
+    for item in path:
+        data = data[item]
+    return data
