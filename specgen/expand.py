@@ -495,9 +495,9 @@ class Expander:
         )
         if values is None or stem is None or var is None or (item.index and index is None):
             return None
-        for var_name, field in ((var, "for"), (index, "index")):
+        for var_name, where in ((var, "for"), (index, "index")):
             if var_name in BUILTIN_VARIABLES:
-                self.error(f"'{var_name}' is bound by specgen itself", ipath + (field,))
+                self.error(f"'{var_name}' is bound by specgen itself", ipath + (where,))
                 return None
         for k, value in enumerate(values):
             local = f"{stem}{k}"
