@@ -79,7 +79,7 @@ class GroupItem(_ItemCommon):
     """A named scope of items."""
 
     name: Text  # type: ignore[assignment]
-    layers: list[Item] = Field(default_factory=list)
+    layers: list[Item]
     origin: str | None = Field(
         None, description="The block this group was made from (written by 'specgen expand')."
     )
