@@ -126,18 +126,20 @@ def _resolution_error(expander: Expander) -> SpecError | None:
         counts.setdefault(strides[v][axis], []).append(v)
     pieces = []
     for stride, names in sorted(counts.items()):
-        levels = {n.split(".")[1] if n.count(".") >= 2 else n for n in names}
+        # strided layers each inside their own top-level group of the encoder are "levels"
+        levels = {n.split(".")[1] for n in names if n.count(".") >= 2}
         unit = "levels" if len(levels) == len(names) else "layers"
         if len(names) == 1:
             unit = unit[:-1]
         pieces.append(f"{len(names)} stride-{stride} {unit}")
     lower = size // factor * factor
     options = [str(v) for v in (lower, lower + factor) if v >= factor]
+    sizes = "nearest valid sizes " if len(options) > 1 else "nearest valid size "
     both = len(messages) == 2 and messages[1][1] == size
     subject = f"{size}" if both or shape[0] == shape[1] else f"input {label} {size}"
     message = (
         f"{subject} is not divisible by {factor} ({' and '.join(pieces)} in encoder); "
-        f"nearest valid sizes {' and '.join(options)}"
+        f"{sizes}{' and '.join(options)}"
     )
     hint = "change the input size, or the number of levels/strides"
     return SpecError(message, ("input", "shape"), hint=hint)

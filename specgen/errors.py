@@ -118,7 +118,7 @@ class SpecError(Exception):
         else:
             pos, _ = src.locate(self.path, key=self.key)
             lines.append(f"{src.filename}:{pos.line}:{pos.col}: error: {self.message}")
-            if self.path:
+            if self.path and not all(isinstance(p, int) for p in self.path):
                 lines.append(f"  at {format_path(self.path)}")
             text = src.line_text(pos.line)
             if text:

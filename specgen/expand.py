@@ -41,10 +41,18 @@ from .schema import (
 )
 from .validate import spec_errors, validate_model
 
+#: Hints for required layer fields whose absence needs explaining.
+REQUIRED_HINTS = {
+    ("leaky_relu", "negative_slope"): "there is no default because frameworks disagree "
+    "(PyTorch 0.01, Keras 0.3); e.g. negative_slope: 0.2",
+}
+
 #: Limits on the work one spec may ask for (checked while expanding, before anything is emitted).
 MAX_NODES = 100_000
 MAX_REPEAT = 10_000
 MAX_PARAMETERS = 10**10
+#: The widest dense layer a bottleneck may need to rebuild the encoder's output.
+MAX_DENSE_WIDTH = 1 << 20
 
 
 class _Abort(Exception):
@@ -112,6 +120,8 @@ class Expander:
         self.part_scopes: dict[str, _Scope] = {}
         self.block_stack: list[str] = []
         self.input_shape: Shape | None = None
+        #: key paths of layer items the pre-pass rejected (unknown fields)
+        self.rejected: set[Path] = set()
 
     # -- errors and locations ------------------------------------------------------------------
     def error(
@@ -168,13 +178,22 @@ class Expander:
             return None
         return got
 
-    def eval_name(self, value: str, env, path, notes=(), *, what="name") -> str | None:
+    def eval_name(
+        self, value: str, env, path, notes=(), *, what="name", scope: _Scope | None = None
+    ) -> str | None:
+        """An evaluated, valid name; an invalid one is reported (and, given ``scope``, still
+        reserved there so that references to it do not report again)."""
         got = self.try_evaluate(value, env, path, notes)
         if got is _FAILED:
+            return None
+        if what in ("loop variable", "index variable") and got in BUILTIN_VARIABLES:
+            self.error(f"'{got}' is bound by specgen itself", path, notes=notes)
             return None
         problem = check_identifier(got)
         if problem:
             self.error(f"invalid {what} {got!r}: {problem}", path, notes=notes)
+            if scope is not None and isinstance(got, str):
+                scope.names.setdefault(got, None)
             return None
         return got
 
@@ -323,11 +342,13 @@ class Expander:
             n = scope.counters.get(stem, 0) + 1
             scope.counters[stem] = n
             return f"{stem}{n}"
-        return self.eval_name(item.name, env, ipath + ("name",), scope.notes)
+        return self.eval_name(item.name, env, ipath + ("name",), scope.notes, scope=scope)
 
     def expand_layer(self, item: LayerItem, scope, current, env, ipath) -> TensorRef | None:
         cls = REGISTRY.get(item.kind)
         if cls is None:  # already reported by the pre-pass
+            if item.name is not None and not expr.is_template(item.name):
+                scope.names.setdefault(item.name, None)
             return None
         local = self.local_name(item, scope, env, ipath, cls.short_name)
         if local is None:
@@ -336,21 +357,49 @@ class Expander:
         if full is None:
             return None
         inputs = self.item_inputs(item, scope, current, env, ipath, full)
-        raw = dict(item.model_extra or {})
-        fields = self.try_evaluate(raw, env, ipath, scope.notes)
-        if fields is _FAILED or inputs is None:
+        fields: dict[str, Any] = {}
+        failed: set[str] = set()
+        for key, value in (item.model_extra or {}).items():
+            got = self.try_evaluate(value, env, ipath + (key,), scope.notes)
+            if got is _FAILED:
+                failed.add(key)
+            else:
+                fields[key] = got
+        if ipath in self.rejected:  # unknown fields, reported by the pre-pass
             return self.publish(scope, local, None)
-        layer = self.make_layer(cls, fields, ipath, scope.notes)
+        layer = self.make_layer(cls, fields, ipath, scope.notes, skip=failed)
+        if failed or inputs is None:
+            return self.publish(scope, local, None)
         ref = self.add_node(full, layer, inputs, scope, ipath)
         return self.publish(scope, local, ref)
 
-    def make_layer(self, cls, fields: dict, path: Path, notes=()) -> LayerConfig | None:
-        data = {"kind": cls.model_fields["kind"].default, **fields}
+    def make_layer(
+        self, cls, fields: dict, path: Path, notes=(), skip: set[str] = frozenset()
+    ) -> LayerConfig | None:
+        """Validate one layer's fields; errors about the fields in ``skip`` (whose expressions
+        failed) are left out, and a missing required field gets the kind's own hint."""
+        kind = cls.model_fields["kind"].default
+        data = {"kind": kind, **fields}
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            for err in spec_errors(exc, data, path):
-                self.errors.append(err.with_note(notes[0]) if notes else err)
+            for err in spec_errors(exc, data, path, cls):
+                field = err.message.split("'")[1] if "required key '" in err.message else None
+                if err.path[len(path) : len(path) + 1] and err.path[len(path)] in skip:
+                    continue
+                if field in skip:
+                    continue
+                if field is not None:
+                    err = SpecError(
+                        f"{kind} needs '{field}'",
+                        err.path,
+                        REQUIRED_HINTS.get((kind, field)),
+                        err.key,
+                        err.notes,
+                    )
+                self.errors.append(
+                    SpecError(err.message, err.path, err.hint, err.key, err.notes + tuple(notes))
+                )
             return None
 
     def add_node(self, full, layer, inputs, scope, path, *, role=None) -> TensorRef | None:
@@ -397,7 +446,9 @@ class Expander:
             scope.skip,
             path,
         )
-        return TensorRef(full, 0) if shapes is not None else None
+        # a node whose shape is unknown (after an error) still exists, so that what it feeds
+        # stays connected for the cycle check, and reports nothing further
+        return TensorRef(full, 0)
 
     def describe(self, ref: TensorRef) -> str:
         if ref.node == INPUT:
@@ -516,6 +567,8 @@ class Expander:
     def expand_block_use(self, item: BlockItem, scope, current, env, ipath):
         bdef = self.doc.blocks.get(item.block)
         if bdef is None:  # reported by the pre-pass
+            if item.name is not None and not expr.is_template(item.name) and item.repeat is None:
+                scope.names.setdefault(item.name, None)
             return None
         if item.block in self.block_stack:
             return None  # recursion, reported by the pre-pass
@@ -528,6 +581,9 @@ class Expander:
             if pname in args:
                 block_env[pname] = args[pname]
             elif default is None:
+                if suggest(pname, [a for a in args if a not in bdef.params]):
+                    ok = False  # a misspelling of it is reported below
+                    continue
                 self.error(
                     f"block '{item.block}' needs parameter '{pname}'",
                     ipath + ("args",),
@@ -791,7 +847,17 @@ class Expander:
                 f"the bottleneck expects an image-shaped encoder output, got {fmt(enc_shape)}", path
             )
             return None, outputs
-        expand = node("expand", "dense", [latent], units=math.prod(enc_shape), **dense_args)
+        width = math.prod(enc_shape)
+        if width > MAX_DENSE_WIDTH:
+            self.error(
+                f"the encoder output {fmt(enc_shape)} has {width:,} values, too many for a "
+                f"dense bottleneck (at most {MAX_DENSE_WIDTH:,})",
+                path,
+                hint="add encoder levels or strides, reduce the encoder's last width, or use "
+                "bottleneck kind none",
+            )
+            return None, outputs
+        expand = node("expand", "dense", [latent], units=width, **dense_args)
         if cfg.expand_activation != "linear":
             expand = node("expand_activation", cfg.expand_activation, [expand])
         out = node("reshape", "reshape", [expand], target_shape=list(enc_shape))
@@ -812,7 +878,7 @@ class Expander:
                 self.input_shape = tuple(validate_model(InputSpec, shape, ("input",)).shape)
             except SpecErrors as exc:
                 self.errors.extend(exc.errors)
-        if self.errors:
+        if self.input_shape is None:  # nothing can be checked without it
             raise SpecErrors(self.errors, self.source)
         self.collect_skips()
         inp = TensorRef(INPUT)
@@ -855,7 +921,7 @@ class Expander:
         all_outputs = {"reconstruction": dec_out, **outputs}
         if self.bottleneck_cfg is not None and self.bottleneck_cfg.kind == "vector_quantized":
             order = ["vq_loss", "reconstruction", "perplexity", "indices"]
-            all_outputs = {k: all_outputs[k] for k in order}
+            all_outputs = {k: all_outputs[k] for k in order if k in all_outputs}
         if self.errors:
             from .checks import explain_resolution
 
@@ -878,10 +944,20 @@ class Expander:
 
     def prepass(self) -> None:
         """Checks that need no evaluation: names, kinds, keys, block references and recursion."""
-        for name in self.doc.blocks:
+        for name, bdef in self.doc.blocks.items():
             problem = check_identifier(name)
             if problem:
                 self.error(f"invalid block name: {problem}", ("blocks", name), key=True)
+            for pname in bdef.params:
+                problem = check_identifier(pname, allow_reserved=True)
+                if problem is None and pname in BUILTIN_VARIABLES:
+                    problem = f"'{pname}' is bound by specgen itself"
+                if problem:
+                    self.error(
+                        f"invalid block parameter name: {problem}",
+                        ("blocks", name, "params", pname),
+                        key=True,
+                    )
         uses = nx.DiGraph()
         for section, items in self.item_lists():
             self.check_items(items, section, uses)
@@ -921,10 +997,13 @@ class Expander:
                 allowed = set(cls.model_fields) - {"kind"}
                 for key in item.model_extra or {}:
                     if key not in allowed:
+                        self.rejected.add(ipath)
                         self.error(
                             f"{item.kind} has no field '{key}'",
                             ipath + (key,),
-                            hint=choices_hint(key, allowed, f"fields of {item.kind}"),
+                            hint=choices_hint(key, allowed, f"fields of {item.kind}")
+                            if allowed
+                            else f"{item.kind} has no fields besides kind, name, inputs and when",
                             key=True,
                         )
             elif isinstance(item, BlockItem):
@@ -987,8 +1066,19 @@ class Expander:
                         notes=notes,
                     )
             else:
+                scope_prefix = cands[0][0][: -len(shown) - 1] if len(cands) > 1 else ""
+                siblings = {
+                    k[len(scope_prefix) + 1 :]
+                    for k in known
+                    if scope_prefix
+                    and k.startswith(scope_prefix + ".")
+                    and "." not in k[len(scope_prefix) + 1 :]
+                }
                 self.error(
-                    f"unknown reference '{shown}'", path, hint=_near(shown, known), notes=notes
+                    f"unknown reference '{shown}'",
+                    path,
+                    hint=_near(shown, siblings | known),
+                    notes=notes,
                 )
 
     def cycle_through(self, source: str, consumer: str) -> list[str] | None:

@@ -306,7 +306,7 @@ class _Evaluator:
             return _CONSTANT_NAMES[node.id]
         if node.id in self.variables:
             return _copy(self.variables[node.id])
-        known = [k for k in self.variables if isinstance(k, str)]
+        known = [k for k in self.variables if isinstance(k, str) and not k.startswith("_")]
         hint = choices_hint(node.id, known, "known names") if known else "no names are defined here"
         if node.id in FUNCTIONS:
             hint = f"'{node.id}' is a function; call it, e.g. {node.id}(x)"

@@ -221,9 +221,12 @@ class _YamlLoader(_Loader):
             mark = exc.problem_mark or exc.context_mark
             message = exc.problem or exc.context or "invalid YAML"
             notes = ()
-            if exc.context and exc.problem:
+            if exc.context and exc.problem and exc.context_mark is not None:
                 notes = (f"{exc.context} (line {_mark_pos(exc.context_mark).line})",)
-            self.record(f"invalid YAML: {message}", _mark_pos(mark), notes=notes)
+            hint = None
+            if "\t" in str(exc.problem) or "tab" in str(exc.problem).lower():
+                hint = "indent with spaces; YAML does not allow tabs for indentation"
+            self.record(f"invalid YAML: {message}", _mark_pos(mark), notes=notes, hint=hint)
         except yaml.reader.ReaderError as exc:
             char = exc.character
             if not isinstance(char, int):

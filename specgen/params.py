@@ -7,17 +7,36 @@ and a cycle among them is an error that names it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import networkx as nx
 
 from . import expr
-from .errors import Source, SpecError, SpecErrors, choices_hint
+from .errors import Pos, Source, SpecError, SpecErrors, suggest
 from .names import check_identifier
 from .schema import BUILTIN_VARIABLES
 
 _CONSTANT_NAMES = {"true", "false", "none", "True", "False", "None"}
+
+
+class Override(tuple):
+    """A ``(name, value)`` pair that remembers the ``--set`` text it came from."""
+
+    text: str
+
+    def __new__(cls, name: str, value: Any, text: str) -> Override:
+        obj = super().__new__(cls, (name, value))
+        obj.text = text
+        return obj
+
+
+def _show(value: Any) -> str:
+    """A value as a spec would write it (true, [64, 64, 3], 'text')."""
+    if isinstance(value, str):
+        return repr(value)
+    return json.dumps(value)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -39,7 +58,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise SpecErrors(
             [SpecError(f"--set {name}: cannot read the value: {msgs}")], source
         ) from None
-    return name, data["value"]
+    return Override(name, data["value"], text)
 
 
 def _type_problem(default: Any, value: Any) -> str | None:
@@ -63,7 +82,7 @@ def _type_problem(default: Any, value: Any) -> str | None:
         want = "a list such as [64, 64, 3]"
     else:
         return None
-    return None if ok else f"expected {want} (the default is {default!r}), got {value!r}"
+    return None if ok else f"expected {want} (the default is {_show(default)}), got {_show(value)}"
 
 
 def resolve(
@@ -83,14 +102,21 @@ def resolve(
                 SpecError(f"invalid parameter name: {problem}", ("parameters", name), key=True)
             )
     values: dict[str, Any] = dict(defaults)
-    cli = Source("--set", " ".join(f"{n}={v!r}" for n, v in overrides))
-    for name, value in overrides:
+    texts = [getattr(o, "text", f"{o[0]}={_show(o[1])}") for o in overrides]
+    cli = Source(
+        "command line",
+        "\n".join(f"--set {t}" for t in texts),
+        {(i,): Pos(i + 1, 7) for i in range(len(texts))},
+    )
+    for i, (name, value) in enumerate(overrides):
         if name not in defaults:
             listing = ", ".join(sorted(defaults)) or "(none)"
-            near = choices_hint(name, defaults, "parameters") if defaults else None
+            close = suggest(name, defaults)
+            near = f"did you mean '{close}'?" if close else None
             errors.append(
                 SpecError(
                     f"unknown parameter '{name}' in --set; {spec_name} has: {listing}",
+                    (i,),
                     hint=near,
                     source=cli,
                 )
@@ -98,7 +124,10 @@ def resolve(
             continue
         problem = _type_problem(defaults[name], value)
         if problem:
-            errors.append(SpecError(f"--set {name}: {problem}", source=cli))
+            hint = None
+            if isinstance(defaults[name], bool) and isinstance(value, str):
+                hint = "yes/no/on/off are strings (YAML 1.2); write true or false"
+            errors.append(SpecError(f"--set {name}: {problem}", (i,), hint=hint, source=cli))
             continue
         values[name] = value
     if errors:

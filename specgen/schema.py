@@ -38,6 +38,9 @@ SPEC_VERSION = 1
 BUILTIN_VARIABLES = ("in_channels", "in_height", "in_width")
 
 ParameterValue = bool | int | float | str | list[Any] | None
+#: Booleans and integers are strict: YAML's ``no`` or ``"3"`` never pass as ``false`` or ``3``.
+Bool = Annotated[bool, Field(strict=True)]
+Int = Annotated[int, Field(strict=True)]
 
 
 class _Strict(BaseModel):
@@ -55,7 +58,7 @@ class _ItemCommon(_Strict):
         description="References to earlier tensors: sibling names, 'input' (the enclosing "
         "scope's input) or full dotted names. Defaults to the previous item's output.",
     )
-    when: bool | Expr | None = Field(None, description="The item exists only when this is true.")
+    when: Bool | Expr | None = Field(None, description="The item exists only when this is true.")
 
 
 class LayerItem(_ItemCommon):
@@ -70,7 +73,7 @@ class BlockItem(_ItemCommon):
 
     block: str = Field(description="Name of a block defined under 'blocks'.")
     args: dict[str, Any] = Field(default_factory=dict, description="Values of the block's params.")
-    repeat: int | Expr | None = Field(
+    repeat: Int | Expr | None = Field(
         None, description="Repeat the block this many times in sequence (numbered groups)."
     )
 
@@ -90,7 +93,7 @@ class LoopItem(_ItemCommon):
 
     name: Text  # type: ignore[assignment]
     for_: str = Field(alias="for", description="Loop variable name.")
-    in_: int | list[Any] | Expr = Field(
+    in_: Int | list[Any] | Expr = Field(
         alias="in", description="A count (0..n-1) or a list of values to iterate over."
     )
     index: str | None = Field(None, description="Optional variable holding the 0-based index.")
@@ -105,7 +108,7 @@ class LevelsItem(_ItemCommon):
     named ``level0``, ``level1``, ... (``name``) and the loop variable is ``level`` (``for``).
     """
 
-    levels: int | list[Any] | Expr = Field(
+    levels: Int | list[Any] | Expr = Field(
         description="Number of levels (0..n-1), or a list of per-level values."
     )
     name: Text = "level"  # type: ignore[assignment]
@@ -114,7 +117,7 @@ class LevelsItem(_ItemCommon):
     before: list[Item] = Field(default_factory=list, description="Items before the blocks.")
     block: str | None = Field(None, description="The block repeated at each level.")
     args: dict[str, Any] = Field(default_factory=dict, description="Values of the block's params.")
-    repeat: int | Expr = Field(1, description="Blocks per level.")
+    repeat: Int | Expr = Field(1, description="Blocks per level.")
     after: list[Item] = Field(default_factory=list, description="Items after the blocks.")
 
 
@@ -180,9 +183,9 @@ class SkipSpec(_Strict):
 
     name: Text = Field(description="Name of the skip's group (numbered when it loops).")
     for_: str | None = Field(None, alias="for")
-    in_: int | list[Any] | Expr | None = Field(None, alias="in")
+    in_: Int | list[Any] | Expr | None = Field(None, alias="in")
     index: str | None = None
-    when: bool | Expr | None = None
+    when: Bool | Expr | None = None
     from_: Text = Field(alias="from", description="Full dotted name of the source tensor.")
     to: Text = Field(description="Full dotted name of the node or group whose output it joins.")
     merge: Literal["add", "concat"] | Expr = "add"
@@ -190,8 +193,8 @@ class SkipSpec(_Strict):
     layers: list[Item] = Field(default_factory=list, description="The skip's transform.")
 
 
-PositiveInt = Annotated[int, Field(ge=1, le=1 << 20)]
-Dim = Annotated[int, Field(ge=1, le=1 << 16)]
+PositiveInt = Annotated[int, Field(strict=True, ge=1, le=1 << 20)]
+Dim = Annotated[int, Field(strict=True, ge=1, le=1 << 16)]
 Activation = Literal["linear", "relu", "sigmoid", "tanh", "gelu", "silu", "elu", "softmax"]
 Initializer = Literal[
     "glorot_uniform",
@@ -220,7 +223,7 @@ class _DenseLike(_Strict):
     expand_activation: Activation | Expr = Field(
         "linear", description="Activation after the dense layer back to the decoder's input."
     )
-    use_bias: bool | Expr = True
+    use_bias: Bool | Expr = True
     kernel_initializer: Initializer | Expr = "glorot_uniform"
 
 
@@ -264,7 +267,7 @@ class ScheduleSpec(_Strict):
     kind: Literal["constant", "exponential", "cosine", "step"] | Expr = "constant"
     decay_rate: Annotated[float, Field(gt=0, le=1)] | Expr = 1.0
     decay_steps: PositiveInt | Expr = 1
-    staircase: bool | Expr = False
+    staircase: Bool | Expr = False
 
 
 class TrainingSpec(_Strict):
@@ -280,7 +283,7 @@ class TrainingSpec(_Strict):
     gradient_clip: Annotated[float, Field(ge=0, allow_inf_nan=False)] | Expr | None = None
     epochs: PositiveInt | Expr = 10
     batch_size: PositiveInt | Expr = 32
-    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] | Expr = 0
+    seed: Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)] | Expr = 0
 
 
 class SpecDocument(_Strict):

@@ -108,10 +108,27 @@ def _message(err: dict[str, Any], model: Any = None) -> tuple[str, str | None]:
             f"unknown {ctx.get('discriminator', 'kind').strip(chr(39))} {tag!r}",
             choices_hint(str(tag), choices, "valid values") if choices else None,
         )
+    inp = err.get("input")
+    if etype == "string_pattern_mismatch" and tuple(loc) == ("name",):
+        fixed = re.sub(r"[^a-z0-9_]+", "_", str(inp).lower()).strip("_")
+        fixed = fixed if fixed[:1].isalpha() else f"m_{fixed}"
+        return (
+            f"invalid model name {inp!r}: use lowercase letters, digits and '_', starting with "
+            "a letter (at most 64 characters)",
+            f"e.g. name: {fixed[:64]}",
+        )
+    if etype in ("too_short", "too_long") and loc and loc[-1] == "shape":
+        n = len(inp) if isinstance(inp, list) else "?"
+        return f"the input shape needs 3 items (height, width, channels), got {n}", None
+    if etype in ("bool_type", "bool_parsing") and isinstance(inp, str):
+        return (
+            f"expected true or false, got the string {inp!r}",
+            "specs follow YAML 1.2: yes/no/on/off are strings; write true or false",
+        )
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
-    inp = err.get("input")
+        return f"{msg[:1].lower()}{msg[1:]}", None
     if not isinstance(inp, (dict, list)) and etype not in ("item_kind",):
         return f"{msg[:1].lower()}{msg[1:]} (got {inp!r})", None
     return f"{msg[:1].lower()}{msg[1:]}", None
@@ -135,6 +152,11 @@ def spec_errors(
         siblings = by_path[path]
         if err["type"] in _EXPR_NOISE and any(s["type"] not in _EXPR_NOISE for s in siblings):
             continue
+        if err["type"] in _EXPR_NOISE and any(
+            p[: len(path)] == path and p != path and any(e["type"] not in _EXPR_NOISE for e in es)
+            for p, es in by_path.items()
+        ):
+            continue  # a real error inside this value says more
         msg, hint = _message(err, model)
         full = base + path
         if err["type"] == "union_tag_invalid" and isinstance(_get(data, path), dict):
