@@ -101,7 +101,7 @@ def cmd_schema(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from .generate import generate
+    from .generate import TARGETS, generate
 
     return generate(
         spec_files(args.specs),
@@ -109,6 +109,7 @@ def cmd_generate(args) -> int:
         _overrides(args),
         check=args.check,
         force=args.force,
+        targets=args.target or TARGETS,
         regenerate_command="specgen generate "
         + " ".join([*args.specs, *(f"--set {o}" for o in args.overrides)]),
     )
@@ -147,6 +148,12 @@ def parser() -> argparse.ArgumentParser:
         "--check",
         action="store_true",
         help="write nothing; exit 1 and name the files that differ from the output folder",
+    )
+    g.add_argument(
+        "--target",
+        action="append",
+        choices=("summary", "torch"),
+        help="what to generate (repeatable; default: everything)",
     )
     g.add_argument(
         "--force", action="store_true", help="overwrite files that lack specgen's generated header"

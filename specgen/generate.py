@@ -3,7 +3,8 @@
 Per spec, under ``OUT/<spec name>/``:
 
 - ``expanded.yaml`` — the fully expanded spec (``specgen expand``);
-- ``summary.txt`` — the per-layer table of shapes, parameters and MACs (``specgen summary``).
+- ``summary.txt`` — the per-layer table of shapes, parameters and MACs (``specgen summary``);
+- ``torch_model.py`` — the standalone PyTorch model.
 
 And once, ``OUT/specgen.schema.json`` — the JSON Schema the specs' editor modelines point to.
 
@@ -38,19 +39,31 @@ def display_path(path: Path) -> str:
         return path.name
 
 
-def spec_outputs(graph, spec_label: str) -> dict[str, bytes]:
-    from .summary import summary_table
-    from .to_spec import dump_spec, graph_to_spec
+#: What ``generate`` can write, per spec; ``--target`` picks among them (all by default).
+TARGETS = ("summary", "torch")
 
+
+def spec_outputs(graph, spec_label: str, targets: Sequence[str] = TARGETS) -> dict[str, bytes]:
     name = graph.name
-    files = {
-        f"{name}/expanded.yaml": header(spec_label) + dump_spec(graph_to_spec(graph)),
-        f"{name}/summary.txt": header(spec_label) + summary_table(graph),
-    }
+    files: dict[str, str] = {}
+    if "summary" in targets:
+        from .summary import summary_table
+        from .to_spec import dump_spec, graph_to_spec
+
+        files[f"{name}/expanded.yaml"] = header(spec_label) + dump_spec(graph_to_spec(graph))
+        files[f"{name}/summary.txt"] = header(spec_label) + summary_table(graph)
+    if "torch" in targets:
+        from .codegen.torch_target import render_torch
+
+        files[f"{name}/torch_model.py"] = render_torch(graph, spec_label, header(spec_label))
     return {k: v.encode("utf-8") for k, v in files.items()}
 
 
-def plan_outputs(specs: Sequence[Path], overrides: Sequence[tuple[str, Any]]) -> Plan:
+def plan_outputs(
+    specs: Sequence[Path],
+    overrides: Sequence[tuple[str, Any]],
+    targets: Sequence[str] = TARGETS,
+) -> Plan:
     from .api import build_graph
     from .jsonschema import schema_text
 
@@ -77,11 +90,24 @@ def plan_outputs(specs: Sequence[Path], overrides: Sequence[tuple[str, Any]]) ->
             )
             continue
         names[graph.name] = spec
-        files.update(spec_outputs(graph, display_path(spec)))
+        try:
+            files.update(spec_outputs(graph, display_path(spec), targets))
+        except SpecErrors as exc:
+            errors.append(SpecErrors(exc.errors, exc.source or _source_of(spec)))
+            continue
         owned.append(graph.name)
     if errors:
         raise _Many(errors)
     return Plan(files, tuple(owned))
+
+
+def _source_of(spec: Path):
+    from .api import load_spec
+
+    try:
+        return load_spec(spec).source
+    except SpecErrors:  # pragma: no cover - it loaded a moment ago
+        return None
 
 
 class _Many(Exception):
@@ -97,11 +123,12 @@ def generate(
     check: bool = False,
     force: bool = False,
     regenerate_command: str | None = None,
+    targets: Sequence[str] = TARGETS,
 ) -> int:
     if not specs:
         raise SpecErrors([SpecError("no spec files given (or none found in the folders given)")])
     try:
-        plan = plan_outputs(specs, overrides)
+        plan = plan_outputs(specs, overrides, targets)
     except _Many as many:
         for exc in many.errors:
             print(exc.render(), file=sys.stderr)

@@ -224,7 +224,7 @@ class _YamlLoader(_Loader):
             if exc.context and exc.problem and exc.context_mark is not None:
                 notes = (f"{exc.context} (line {_mark_pos(exc.context_mark).line})",)
             hint = None
-            if "\t" in str(exc.problem) or "tab" in str(exc.problem).lower():
+            if "\\t" in str(exc.problem) or "tab" in str(exc.problem).lower():
                 hint = "indent with spaces; YAML does not allow tabs for indentation"
             self.record(f"invalid YAML: {message}", _mark_pos(mark), notes=notes, hint=hint)
         except yaml.reader.ReaderError as exc:

@@ -29,6 +29,17 @@ def data_path(data: Any, loc: Iterable[Any]) -> tuple[Path, bool]:
     cur = data
     items = list(loc)
     for i, item in enumerate(items):
+        nxt = items[i + 1] if i + 1 < len(items) else None
+        if (
+            isinstance(cur, dict)
+            and isinstance(item, str)
+            and item in cur
+            and nxt is not None
+            and not isinstance(cur[item], (dict, list))
+            and isinstance(nxt, str)
+            and nxt in cur
+        ):
+            continue  # a union tag that is also a key of this item ('block', 'levels')
         if isinstance(cur, dict) and isinstance(item, str) and item in cur:
             path.append(item)
             cur = cur[item]
@@ -117,7 +128,7 @@ def _message(err: dict[str, Any], model: Any = None) -> tuple[str, str | None]:
             "a letter (at most 64 characters)",
             f"e.g. name: {fixed[:64]}",
         )
-    if etype in ("too_short", "too_long") and loc and loc[-1] == "shape":
+    if etype in ("too_short", "too_long") and "shape" in loc:
         n = len(inp) if isinstance(inp, list) else "?"
         return f"the input shape needs 3 items (height, width, channels), got {n}", None
     if etype in ("bool_type", "bool_parsing") and isinstance(inp, str):

@@ -33,99 +33,11 @@ INVALID_DIR = REPO_ROOT / "tests" / "invalid"
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 
 #: Cases whose output is known to be wrong or poor: file name -> what is wrong.
-KNOWN_BAD: dict[str, str] = {
-    "bad_model_name.yaml": (
-        "the message is pydantic's raw \"string should match pattern '^[a-z][a-z0-9_]{0,63}$'\" "
-        "instead of saying what a model name may contain"
-    ),
-    "negative_strides.yaml": "the value is repeated: 'must be between 1 and 4096, got -2 (got -2)'",
-    "zero_kernel_size.yaml": "the value is repeated: 'must be between 1 and 4096, got 0 (got 0)'",
-    "no_is_not_bool.yaml": (
-        "no hint that 'no' is a string in specs (YAML 1.2) and that a boolean is written true/false"
-    ),
-    "leaky_relu_without_slope.yaml": (
-        "'missing required key' neither names leaky_relu nor hints at a value (the field is "
-        "required because the frameworks' defaults differ)"
-    ),
-    "unknown_reference.yaml": (
-        "no 'did you mean' hint for a misspelt sibling name ('cnov' vs 'conv')"
-    ),
-    "reference_cycle.yaml": (
-        "a reference cycle is reported as a plain forward reference; the cycle detection never "
-        "sees the edges that pass through nodes whose shape is unknown"
-    ),
-    "builtin_name.yaml": (
-        "the invalid name also makes every reference to it an 'unknown reference', with a "
-        "misleading hint \"did you mean 'input'?\""
-    ),
-    "vq_bottleneck_on_vector.yaml": (
-        "crash (exit 2, KeyError 'vq_loss') after the vector-quantized bottleneck rejects a "
-        "non-image encoder output"
-    ),
-    "layer_without_fields.yaml": "the hint lists no fields: 'fields of relu: ' (empty)",
-    "multiple_errors_same_layer.yaml": (
-        "an expression error in one field of a layer hides the errors of its other fields"
-    ),
-    "multiple_errors_across_phases.yaml": (
-        "an unknown layer kind (pre-pass) stops the run before any other error is looked for"
-    ),
-    "tab_indentation.yaml": (
-        "the note says 'while scanning for the next token (line 1)' (PyYAML gives no context "
-        "mark, which is rendered as line 1) and there is no hint to indent with spaces"
-    ),
-    "input_shape_two_dims.yaml": (
-        "pydantic's 'list should have at least 3 items after validation, not 2' instead of "
-        "saying that the shape is (height, width, channels)"
-    ),
-    "set_wrong_type_word.yaml": (
-        "the echoed --set line shows the value's Python repr (n_levels='x'), not what was typed"
-    ),
-    "set_bool_no.yaml": (
-        "the default is shown as Python's 'True' (specs write 'true'), the echoed --set line "
-        "shows use_skips='no', and there is no hint that yes/no are strings"
-    ),
-    "set_several_overrides.yaml": (
-        "with several --set options every error is located at --set:1:1, not at the override "
-        "it is about"
-    ),
-    "input_shape_zero.yaml": (
-        "a spurious second error 'input should be a valid string' at input.shape (the ${...} "
-        "alternative of the union) follows the real one at input.shape[0]"
-    ),
-    "dense_bottleneck_too_wide.yaml": (
-        "the internal dense layer back to the encoder's shape is too wide, but the error blames "
-        "bottleneck.units (16) with '(got 2097152)'"
-    ),
-    "unknown_shape_sentinel_in_hint.yaml": (
-        "after an earlier shape error the internal name '__unknown_shape__' is listed among the "
-        "'known names' of a hint"
-    ),
-    "resolution_smaller_than_factor.yaml": (
-        "'nearest valid sizes 8' (one size, plural) and 'stride-2 levels' for three plain layers"
-    ),
-    "when_literal_not_bool.yaml": (
-        "accepted: 'when: no' is coerced to false by pydantic's lax bool, although specs read "
-        "'no' as a string and 'use_bias: no' is an error"
-    ),
-    "repeat_bool.yaml": "accepted: 'repeat: true' is coerced to 1 by pydantic's lax int",
-    "block_param_builtin_name.yaml": (
-        "accepted: a block parameter named in_channels is silently shadowed by the scope's "
-        "channel count (8 passed, 3 used)"
-    ),
-    "block_arg_misspelt_required.yaml": (
-        "a misspelt required argument gives two errors: the 'did you mean' one and a "
-        "consequential 'needs parameter'"
-    ),
-}
+KNOWN_BAD: dict[str, str] = {}
 
 #: Cases that also fail the "generate writes nothing" test: crashes (exit 2 instead of 1) and
 #: invalid specs that are accepted (exit 0, files written).
-GENERATE_BAD = {
-    "vq_bottleneck_on_vector.yaml",
-    "when_literal_not_bool.yaml",
-    "repeat_bool.yaml",
-    "block_param_builtin_name.yaml",
-}
+GENERATE_BAD: set[str] = set()
 
 
 @dataclass(frozen=True)
