@@ -65,13 +65,20 @@ def spec_files(paths: Sequence[str]) -> list[Path]:
 
 
 def cmd_validate(args) -> int:
+    """Every spec is checked; each one's errors are printed; exit 1 if any had errors."""
+    status = 0
     for spec in spec_files(args.specs):
-        g = _graph(str(spec), args)
+        try:
+            g = _graph(str(spec), args)
+        except SpecErrors as exc:
+            print(exc.render(), file=sys.stderr)
+            status = 1
+            continue
         t, nt, _ = g.counts()
         print(
             f"{spec}: ok ({len(g.nodes)} layers, {t:,} trainable + {nt:,} non-trainable parameters)"
         )
-    return 0
+    return status
 
 
 def cmd_summary(args) -> int:

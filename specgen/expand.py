@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import expr
 from .errors import Path, Source, SpecError, SpecErrors, choices_hint, format_path, suggest
-from .graph import INPUT, PARTS, Group, ModelGraph, Node, Part, SkipPath, TensorRef
+from .graph import INPUT, Group, ModelGraph, Node, Part, SkipPath, TensorRef
 from .layers import REGISTRY, LayerConfig, Shape, ShapeError, fmt_shape
 from .names import check_identifier
 from .schema import (
@@ -297,6 +297,18 @@ class Expander:
             env = dict(scope_env)
             if not self.eval_bool(item.when, env, ipath + ("when",), scope.notes):
                 continue
+            if not isinstance(item, LayerItem) and item.inputs is not None:
+                # a group, loop, block use or levels item may start from another tensor
+                refs = self.item_inputs(item, scope, current, env, ipath, scope.prefix)
+                if refs is not None and len(refs) != 1:
+                    self.error(
+                        f"a group takes one input, got {len(refs)}",
+                        ipath + ("inputs",),
+                        hint="merge them first with an add or concat layer",
+                        notes=scope.notes,
+                    )
+                    refs = None
+                current = refs[0] if refs else None
             if isinstance(item, LayerItem):
                 current = self.expand_layer(item, scope, current, env, ipath)
             elif isinstance(item, BlockItem):
@@ -592,7 +604,12 @@ class Expander:
                 )
                 ok = False
             else:
-                block_env[pname] = default
+                got = self.try_evaluate(
+                    default, block_env, ("blocks", item.block, "params", pname), scope.notes
+                )
+                if got is _FAILED:
+                    ok = False
+                block_env[pname] = got
         for aname in args:
             if aname not in bdef.params:
                 self.error(
@@ -643,7 +660,10 @@ class Expander:
                     continue
                 values = self.eval_count(spec.in_, env, spath + ("in",), what="in")
                 var = self.eval_name(spec.for_, {}, spath + ("for",), what="loop variable")
-                if values is None or var is None:
+                index = spec.index and self.eval_name(
+                    spec.index, {}, spath + ("index",), what="index variable"
+                )
+                if values is None or var is None or (spec.index and index is None):
                     continue
                 iterations = [
                     (k, {**env, var: v, **({spec.index: k} if spec.index else {})})
@@ -688,11 +708,12 @@ class Expander:
             self.error(f"invalid merge {merge!r}", spath + ("merge",), hint="use add or concat")
             return None
         part = str(target).split(".", 1)[0]
-        if part not in PARTS:
+        if part not in ("encoder", "decoder"):
             self.error(
-                f"skip target {target!r} must start with a part name",
+                f"skip target {target!r} must be in the encoder or the decoder",
                 spath + ("to",),
-                hint="e.g. encoder.level3 or decoder.level0; parts: " + ", ".join(PARTS),
+                hint="skip paths join the encoder or the decoder, e.g. encoder.level3 or "
+                "decoder.level0",
             )
             return None
         return _SkipInstance(
@@ -728,7 +749,7 @@ class Expander:
                     continue
                 src, found = self.resolve(
                     inst.source,
-                    _Scope(inst.part, inst.part, None, {}),
+                    _Scope(inst.part, inst.part, TensorRef(INPUT), {}),
                     merge_full,
                     inst.path + ("from",),
                 )
@@ -927,6 +948,18 @@ class Expander:
 
             raise SpecErrors(explain_resolution(self, self.errors), self.source)
         graph = self.freeze(enc_out, bott_out, dec_out, all_outputs, out_cfg, training)
+        trainable, non_trainable, _ = graph.counts()
+        if trainable + non_trainable > MAX_PARAMETERS:
+            raise SpecErrors(
+                [
+                    SpecError(
+                        f"the model would have {trainable + non_trainable:,} parameters, more "
+                        f"than specgen supports ({MAX_PARAMETERS:,})",
+                        ("input",),
+                    )
+                ],
+                self.source,
+            )
         from .checks import check_graph
 
         problems = check_graph(graph, self)

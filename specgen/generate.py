@@ -26,7 +26,7 @@ SCHEMA_FILE = "specgen.schema.json"
 
 
 def header(spec_file: str, comment: str = "#") -> str:
-    return f"{comment} {MARKER} from {spec_file} - do not edit\n"
+    return f"{comment} {MARKER} from {spec_file} — do not edit\n"
 
 
 def display_path(path: Path) -> str:

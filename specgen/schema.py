@@ -240,7 +240,7 @@ class VectorQuantizedBottleneck(_Strict):
     kind: Literal["vector_quantized"]
     embedding_dim: PositiveInt | Expr = Field(description="Width of each codebook vector.")
     num_embeddings: PositiveInt | Expr = Field(description="Number of codebook vectors.")
-    commitment_cost: Annotated[float, Field(ge=0, allow_inf_nan=False)] | Expr = 0.25
+    commitment_cost: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)] | Expr = 0.25
     kernel_initializer: Initializer | Expr = "glorot_uniform"
 
 
@@ -258,14 +258,14 @@ class OutputSpec(_Strict):
 
 class OptimizerSpec(_Strict):
     kind: Literal["adam", "adamw", "sgd"] | Expr = "adam"
-    learning_rate: Annotated[float, Field(gt=0, allow_inf_nan=False)] | Expr = 1e-3
-    momentum: Annotated[float, Field(ge=0, lt=1)] | Expr = 0.0
-    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)] | Expr = 0.0
+    learning_rate: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | Expr = 1e-3
+    momentum: Annotated[float, Field(strict=True, ge=0, lt=1)] | Expr = 0.0
+    weight_decay: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)] | Expr = 0.0
 
 
 class ScheduleSpec(_Strict):
     kind: Literal["constant", "exponential", "cosine", "step"] | Expr = "constant"
-    decay_rate: Annotated[float, Field(gt=0, le=1)] | Expr = 1.0
+    decay_rate: Annotated[float, Field(strict=True, gt=0, le=1)] | Expr = 1.0
     decay_steps: PositiveInt | Expr = 1
     staircase: Bool | Expr = False
 
@@ -274,13 +274,15 @@ class TrainingSpec(_Strict):
     """Reserved for the generated training scripts."""
 
     loss: Literal["mse", "l1", "bce"] | Expr = "mse"
-    beta: Annotated[float, Field(ge=0, allow_inf_nan=False)] | Expr = Field(
+    beta: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)] | Expr = Field(
         1.0, description="Weight of the KL term (variational bottleneck)."
     )
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
-    l2: Annotated[float, Field(ge=0, allow_inf_nan=False)] | Expr = 0.0
-    gradient_clip: Annotated[float, Field(ge=0, allow_inf_nan=False)] | Expr | None = None
+    l2: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)] | Expr = 0.0
+    gradient_clip: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)] | Expr | None = (
+        None
+    )
     epochs: PositiveInt | Expr = 10
     batch_size: PositiveInt | Expr = 32
     seed: Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)] | Expr = 0

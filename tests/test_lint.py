@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 
 
 def ruff(*args: str, cwd) -> subprocess.CompletedProcess:
-    exe = shutil.which("ruff")
-    cmd = [exe] if exe else [sys.executable, "-m", "ruff"]
+    """The pinned ruff of the test environment (the one beside this interpreter)."""
+    cmd = [sys.executable, "-m", "ruff"]
     return subprocess.run([*cmd, *args], cwd=cwd, capture_output=True, text=True, check=False)
 
 

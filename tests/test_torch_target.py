@@ -257,3 +257,33 @@ def test_generated_files_import_only_torch_and_the_standard_library(repo_root):
             elif isinstance(node, ast.ImportFrom):
                 imported.add((node.module or "").split(".")[0])
         assert imported <= {"__future__", "math", "torch"}, (path, imported)
+
+
+@pytest.mark.slow
+def test_benchmark_script_runs(repo_root, tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(repo_root / "bench" / "bench_torch.py"),
+            "--setting",
+            "small",
+            "--iters",
+            "1",
+            "--warmup",
+            "0",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import json
+
+    result = json.loads(out.read_text())["results"][0]
+    assert result["parameters"]["generated"] == result["parameters"]["hand-written"]
+    assert result["saved_bytes"]["generated"] == result["saved_bytes"]["hand-written"]
+    assert result["time_ratio"] > 0 and result["peak_ratio"] > 0
