@@ -317,7 +317,7 @@ class ResnetVae(nn.Module):
         return self.decoder(self.bottleneck.decode(z))
 
     def forward(self, x: torch.Tensor):
-        """(reconstruction, mu, logvar); z is sampled in training mode, z = mu in eval."""
+        """(reconstruction, mu, logvar); z is sampled in training mode, z = mu in inference."""
         h = self.encoder(x)
         mu, logvar = self.bottleneck.encode(h)
         z = self.bottleneck.reparameterize(mu, logvar)

@@ -8,23 +8,13 @@ code pads explicitly; transposed convolutions are cut to their target size the s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SpecError, SpecErrors
 from ..graph import ModelGraph, Node
-from .program import (
-    Arg,
-    ClassDef,
-    Ctor,
-    ModuleInstance,
-    ParamRef,
-    Program,
-    Statement,
-    build_program,
-)
-from .pyformat import wrap_call
-from .pyliteral import comment_lines, literal
+from ..render import render
+from .program import Arg, Ctor, Statement
+from .pyview import Target, ViewBuilder, call_statement
 
 #: Helper classes defined in the generated file (templates/torch/_helpers/<name>.py.j2).
 HELPERS = (
@@ -36,9 +26,6 @@ HELPERS = (
     "VaeSampling",
     "VectorQuantizer",
 )
-
-DEFAULT_KERNEL_INIT = "glorot_uniform"
-DEFAULT_BIAS_INIT = "zeros"
 
 
 def _pair(p: tuple[int, int]) -> Any:
@@ -212,32 +199,11 @@ def shape_comment(shape: tuple[int, ...] | None) -> str:
     return "(" + ", ".join(map(str, shape)) + ")"
 
 
-def ctor_args(ctor: Ctor) -> list[str]:
-    parts = []
-    for a in ctor.args:
-        value = a.value.name if isinstance(a.value, ParamRef) else literal(a.value)
-        parts.append(value if a.keyword is None else f"{a.keyword}={value}")
-    return parts
-
-
-def attr_lines(attrs: list[tuple[str, Ctor]], indent: int = 8) -> list[str]:
-    """``self.<attr> = <ctor>`` assignments, laid out by the formatter's rules."""
-    lines: list[str] = []
-    for attr, ctor in attrs:
-        lines += wrap_call(f"self.{attr} = {ctor.callee}", ctor_args(ctor), indent=indent)
-    return lines
-
-
-def def_lines(name: str, params: list[str], returns: str | None, indent: int = 4) -> list[str]:
-    tail = f" -> {returns}:" if returns else ":"
-    return wrap_call(f"def {name}", ["self", *params], tail, indent=indent)
-
-
 def render_statement(s: Statement, graph: ModelGraph) -> str:
     target = ", ".join(s.targets)
     ins = list(s.inputs)
     if s.op in ("layer", "call"):
-        return "\n".join(wrap_call(f"{target} = self.{s.attr}", ins, indent=8))
+        return call_statement(s)
     elif s.op == "add":
         expr = " + ".join(ins)
     elif s.op == "concat":
@@ -263,339 +229,38 @@ def render_statement(s: Statement, graph: ModelGraph) -> str:
     return f"{target} = {expr}"
 
 
-# ----------------------------------------------------------------------------------------------
-# View-model
+class TorchTarget(Target):
+    forward = "forward"
+    annotation = ": torch.Tensor"
+    helpers = HELPERS
+
+    def ctor(self, node: Node, graph: ModelGraph) -> Ctor:
+        return torch_ctor(node, graph)
+
+    def statement(self, s: Statement, graph: ModelGraph) -> str:
+        return render_statement(s, graph)
+
+    def shape_comment(self, shape):
+        return shape_comment(shape)
 
 
-@dataclass
-class ClassView:
-    name: str
-    doc: str
-    init: list[str]  # the ``def __init__`` line(s)
-    attrs: list[str]  # lines of the constructor body
-    forward_def: list[str]  # the ``def forward`` line(s); empty for containers
-    forward: list[str]  # lines of the forward body
-    returns: str = "x"
-
-
-@dataclass
-class FileView:
-    header: str
-    description: list[str]
-    spec_name: str
-    class_name: str
-    helpers: list[str]
-    classes: list[ClassView]
-    parts: list[ClassView]
-    bottleneck: str
-    input_shape_nchw: tuple[int, ...]
-    outputs: list[tuple[str, str]]
-    output_names: tuple[str, ...]
-    initializers: list[tuple[str, str, str]]
-    counts: tuple[int, int]
-    encoder_extra: list[str]
-    model_doc: str
-    uses_functional: bool
-    bottleneck_text: str
-    bottleneck_methods: list[Method]
-
-
-def _forward_lines(inst: ModuleInstance, graph: ModelGraph, comments: bool) -> list[str]:
-    lines = []
-    for s in inst.statements:
-        text = render_statement(s, graph)
-        if comments and s.shape is not None:
-            text += f"  # {shape_comment(s.shape)}"
-        lines.extend(text.split("\n"))
-    return lines
-
-
-def _class_view(cls: ClassDef, graph: ModelGraph) -> ClassView:
-    n = len(cls.instances)
-    what = f"Block '{cls.block}'" if cls.block else "Group"
-    if n == 1:
-        doc = f"{what} {cls.instances[0]}."
-    else:
-        doc = f"{what}: {cls.instances[0]} and {n - 1} more like it."
-    init = def_lines("__init__", [f"{p.name}: int" for p in cls.params], "None")
-    attrs = attr_lines(cls.attrs)
-    if not cls.closed:
-        doc += " It holds its layers; the enclosing module calls them."
-        return ClassView(cls.name, doc, init, attrs, [], [], "")
-    forward = _forward_lines(cls.sample, graph, comments=n == 1)
-    fdef = def_lines("forward", ["x: torch.Tensor"], "torch.Tensor")
-    return ClassView(cls.name, doc, init, attrs, fdef, forward, cls.sample.outputs[0])
-
-
-def _part_view(name: str, inst: ModuleInstance, graph: ModelGraph) -> ClassView:
-    forward = _forward_lines(inst, graph, comments=True)
-    fdef = def_lines("forward", [f"{p}: torch.Tensor" for p in inst.inputs], None)
-    return ClassView(
-        name.capitalize(),
-        f"The {name}.",
-        def_lines("__init__", [], "None"),
-        attr_lines(inst.attrs),
-        fdef,
-        forward,
-        ", ".join(inst.outputs),
-    )
-
-
-def _forward_names(graph: ModelGraph) -> tuple[str, ...]:
-    kind = graph.bottleneck.kind
-    if kind == "variational":
-        return ("reconstruction", "mu", "logvar")
-    if kind == "vector_quantized":
-        return ("vq_loss", "reconstruction", "perplexity", "indices")
-    return ("reconstruction",)
-
-
-def _initializers(graph: ModelGraph) -> list[tuple[str, str, str]]:
-    out = []
-    for n in graph.nodes:
-        layer = n.layer
-        kinit = getattr(layer, "kernel_initializer", None)
-        binit = getattr(layer, "bias_initializer", DEFAULT_BIAS_INIT)
-        if kinit is None or (kinit, binit) == (DEFAULT_KERNEL_INIT, DEFAULT_BIAS_INIT):
-            continue
-        out.append((n.name, kinit, binit))
-    return out
-
-
-def file_view(graph: ModelGraph, spec_label: str, header: str) -> FileView:
-    from .pyliteral import model_class_name
-
-    cname = model_class_name(graph.name)
-    program: Program = build_program(
-        graph,
-        torch_ctor,
-        part_class=str.capitalize,
-        reserved_classes=(cname, "Encoder", "Decoder", "Bottleneck", *HELPERS),
-    )
-    callees = {c.callee for cls in program.classes for _, c in cls.attrs}
-    callees |= {c.callee for inst in program.parts.values() for _, c in inst.attrs}
-    helpers = [h for h in HELPERS if h in callees]
-    classes = [_class_view(c, graph) for c in program.classes]
-    parts = []
-    for part in ("encoder", "decoder"):
-        inst = program.parts[part]
-        if inst.statements:
-            parts.append(_part_view(part, inst, graph))
-    bott = program.parts["bottleneck"]
-    bview = ClassView(
-        "Bottleneck",
-        f"The {graph.bottleneck.kind.replace('_', '-')} bottleneck.",
-        def_lines("__init__", [], "None"),
-        attr_lines(bott.attrs),
-        [],
-        [],
-    )
-    kind = graph.bottleneck.kind
-    if kind != "none":
-        parts.insert(1, bview)
-    h, w, c = graph.input_shape
-    enc = program.parts["encoder"]
-    t, nt, _ = graph.counts()
-    return FileView(
-        header=header,
-        description=comment_lines(graph.description),
-        spec_name=graph.name,
-        class_name=cname,
-        helpers=helpers,
-        classes=classes,
-        parts=parts,
-        bottleneck=kind,
-        input_shape_nchw=(c, h, w),
-        outputs=[(name, shape_comment(graph.shape(ref))) for name, ref in graph.outputs],
-        output_names=_forward_names(graph),
-        initializers=_initializers(graph),
-        counts=(t, nt),
-        encoder_extra=enc.outputs[1:],
-        model_doc=spec_label,
-        uses_functional=any(
-            h in helpers for h in HELPERS if h not in ("ChannelLayerNorm", "VaeSampling")
-        ),
-        bottleneck_text="no bottleneck"
-        if kind == "none"
-        else f"{kind.replace('_', '-')} bottleneck",
-        bottleneck_methods=bottleneck_methods(graph),
-    )
-
-
-# ----------------------------------------------------------------------------------------------
-# The bottleneck's methods, by kind
-
-
-@dataclass
-class Method:
-    name: str
-    params: list[str]
-    lines: list[str]
-    returns: str
-
-
-def _stmt(graph: ModelGraph, local: str, targets: list[str], inputs: list[str]) -> str:
-    node = graph.node(f"bottleneck.{local}")
-    op = "layer" if node.kind not in ("flatten", "reshape") else node.kind
-    s = Statement(tuple(targets), op, local, tuple(inputs), node, node.shape, node.name)
-    return render_statement(s, graph) + f"  # {shape_comment(node.shape)}"
-
-
-def bottleneck_methods(graph: ModelGraph) -> list[Method]:
-    kind = graph.bottleneck.kind
-    has = {n.local_name for n in graph.part_nodes("bottleneck")}
-    if kind == "vector_quantized":
-        return [
-            Method(
-                "forward",
-                ["x"],
-                [
-                    _stmt(graph, "pre_quant", ["x"], ["x"]),
-                    _stmt(
-                        graph, "quantizer", ["quantized", "loss", "perplexity", "indices"], ["x"]
-                    ),
-                ],
-                "quantized, loss, perplexity, indices",
-            )
-        ]
-    if kind == "none":
-        return []
-    decode = [_stmt(graph, "expand", ["x"], ["z"])]
-    if "expand_activation" in has:
-        decode.append(_stmt(graph, "expand_activation", ["x"], ["x"]))
-    decode.append(_stmt(graph, "reshape", ["x"], ["x"]))
-    flat = _stmt(graph, "flatten", ["x"], ["x"])
-    if kind == "dense":
-        encode = [flat, _stmt(graph, "code", ["x"], ["x"])]
-        if "code_activation" in has:
-            encode.append(_stmt(graph, "code_activation", ["x"], ["x"]))
-        return [Method("encode", ["x"], encode, "x"), Method("decode", ["z"], decode, "x")]
-    encode = [
-        flat,
-        _stmt(graph, "mu", ["mu"], ["x"]),
-        _stmt(graph, "logvar", ["logvar"], ["x"]),
-    ]
-    return [
-        Method("encode", ["x"], encode, "mu, logvar"),
-        Method(
-            "reparameterize",
-            ["mu", "logvar"],
-            [_stmt(graph, "sample", ["z"], ["mu", "logvar"])],
-            "z",
-        ),
-        Method("decode", ["z"], decode, "x"),
-    ]
-
-
-# ----------------------------------------------------------------------------------------------
-# The model class's methods, by bottleneck kind
-
-
-def model_methods(graph: ModelGraph, encoder_extra: list[str]) -> tuple[list[str], str]:
-    """Lines of the model's encode/decode/forward methods, and what forward returns."""
-    kind = graph.bottleneck.kind
-    feats = bool(encoder_extra)
-    enc_call = "h, *features = self.encoder(x)" if feats else "h = self.encoder(x)"
-    dec_args = "z, *features" if feats else "z"
-    star = ", *features" if feats else ""
-    lines: list[str] = []
-
-    def method(signature: str, body: list[str], doc: str) -> None:
-        lines.append("")
-        lines.append(f"    def {signature}:")
-        lines.append(f'        """{doc}"""')
-        lines.extend(f"        {b}" for b in body)
-
-    if kind == "none":
-        method(
-            "encode(self, x: torch.Tensor)",
-            ["return self.encoder(x)"],
-            "The code" + (" and the encoder features the decoder joins." if feats else "."),
-        )
-        method(
-            f"decode(self, {dec_args})",
-            [f"return self.decoder(z{star})"],
-            "The reconstruction from a code.",
-        )
-        method(
-            "forward(self, x: torch.Tensor)",
-            [enc_call, f"return self.decoder(h{star})"],
-            "The reconstruction.",
-        )
-        return lines, "the reconstruction"
-    if kind == "dense":
-        method(
-            "encode(self, x: torch.Tensor)",
-            ["return self.bottleneck.encode(self.encoder(x)" + (")[0]" if feats else ")")],
-            "The code.",
-        )
-        method(
-            f"decode(self, {dec_args})",
-            [f"return self.decoder(self.bottleneck.decode(z){star})"],
-            "The reconstruction from a code.",
-        )
-        method(
-            "forward(self, x: torch.Tensor)",
-            [
-                enc_call,
-                "z = self.bottleneck.encode(h)",
-                f"return self.decoder(self.bottleneck.decode(z){star})",
-            ],
-            "The reconstruction.",
-        )
-        return lines, "the reconstruction"
-    if kind == "variational":
-        method(
-            "encode(self, x: torch.Tensor)",
-            ["return self.bottleneck.encode(self.encoder(x)" + (")[0]" if feats else ")")],
-            "The posterior's mean and log-variance.",
-        )
-        method(
-            f"decode(self, {dec_args})",
-            [f"return self.decoder(self.bottleneck.decode(z){star})"],
-            "The reconstruction from a latent sample.",
-        )
-        method(
-            "forward(self, x: torch.Tensor)",
-            [
-                enc_call,
-                "mu, logvar = self.bottleneck.encode(h)",
-                "z = self.bottleneck.reparameterize(mu, logvar)",
-                f"return self.decoder(self.bottleneck.decode(z){star}), mu, logvar",
-            ],
-            "(reconstruction, mu, logvar); z is sampled in training mode, z = mu in eval.",
-        )
-        return lines, "(reconstruction, mu, logvar)"
-    method(
-        "encode(self, x: torch.Tensor)",
-        ["return self.bottleneck(self.encoder(x)" + (")[0]" if feats else ")")],
-        "(quantized, vq_loss, perplexity, indices).",
-    )
-    method(
-        f"decode(self, {dec_args})",
-        [f"return self.decoder(z{star})"],
-        "The reconstruction from quantized codes.",
-    )
-    method(
-        "forward(self, x: torch.Tensor)",
-        [
-            enc_call,
-            "quantized, loss, perplexity, indices = self.bottleneck(h)",
-            f"return loss, self.decoder(quantized{star}), perplexity, indices",
-        ],
-        "(vq_loss, reconstruction, perplexity, indices).",
-    )
-    return lines, "(vq_loss, reconstruction, perplexity, indices)"
+#: Helpers written with ``torch.nn.functional``.
+_FUNCTIONAL = {
+    "PaddedConv2d",
+    "CroppedConvTranspose2d",
+    "MaxPool2dSame",
+    "AvgPool2dSame",
+    "VectorQuantizer",
+}
 
 
 def render_torch(graph: ModelGraph, spec_label: str, header: str) -> str:
-    from ..render import render
-
-    view = file_view(graph, spec_label, header)
-    methods, forward_doc = model_methods(graph, view.encoder_extra)
+    """The text of ``torch_model.py``."""
+    view = ViewBuilder(TorchTarget(), graph).file_view(spec_label, header)
+    h, w, c = view.input_shape
     return render(
         "torch/model.py.j2",
         v=view,
-        model_methods=methods,
-        forward_doc=forward_doc,
+        input_shape_nchw=(c, h, w),
+        uses_functional=bool(_FUNCTIONAL & set(view.helpers)),
     )
