@@ -107,6 +107,26 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def cmd_verify(args) -> int:
+    from .verify import verify
+
+    status = 0
+    for spec in spec_files(args.specs):
+        report = verify(
+            _graph(str(spec), args), seed=args.seed, batch=args.batch, tolerance=args.tolerance
+        )
+        sys.stdout.write(report.table())
+        status |= 0 if report.ok else 1
+    return status
+
+
+def cmd_convert_weights(args) -> int:
+    from .convert import convert_file
+
+    print(convert_file(_graph(args.spec, args), Path(args.source), Path(args.target)))
+    return 0
+
+
 def cmd_generate(args) -> int:
     from .generate import TARGETS, generate
 
@@ -128,6 +148,11 @@ COMMANDS: dict[str, tuple[Callable, str]] = {
     "expand": (cmd_expand, "print the fully expanded spec (itself a valid spec)"),
     "schema": (cmd_schema, "print the JSON Schema of the spec language"),
     "generate": (cmd_generate, "write the generated files of specs into an output folder"),
+    "verify": (cmd_verify, "check that the PyTorch and Keras models compute the same function"),
+    "convert-weights": (
+        cmd_convert_weights,
+        "move weights between PyTorch (.safetensors) and Keras (.weights.h5)",
+    ),
 }
 
 
@@ -159,12 +184,26 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--target",
         action="append",
-        choices=("summary", "torch"),
+        choices=("summary", "torch", "keras"),
         help="what to generate (repeatable; default: everything)",
     )
     g.add_argument(
         "--force", action="store_true", help="overwrite files that lack specgen's generated header"
     )
+    ver = sub.add_parser("verify", help=COMMANDS["verify"][1])
+    _add_spec_args(ver, many=True)
+    ver.add_argument("--seed", type=int, default=0, help="seed of inputs and weights")
+    ver.add_argument("--batch", type=int, default=2, help="batch size (default 2)")
+    ver.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-4,
+        help="largest absolute difference allowed (default 1e-4)",
+    )
+    cw = sub.add_parser("convert-weights", help=COMMANDS["convert-weights"][1])
+    _add_spec_args(cw)
+    cw.add_argument("source", metavar="FROM", help="weights to read (.safetensors or .weights.h5)")
+    cw.add_argument("target", metavar="TO", help="file to write, in the other format")
     return p
 
 

@@ -4,7 +4,8 @@ Per spec, under ``OUT/<spec name>/``:
 
 - ``expanded.yaml`` — the fully expanded spec (``specgen expand``);
 - ``summary.txt`` — the per-layer table of shapes, parameters and MACs (``specgen summary``);
-- ``torch_model.py`` — the standalone PyTorch model.
+- ``torch_model.py`` — the standalone PyTorch model;
+- ``keras_model.py`` — the standalone Keras 3 model (same classes, names and function).
 
 And once, ``OUT/specgen.schema.json`` — the JSON Schema the specs' editor modelines point to.
 
@@ -40,7 +41,7 @@ def display_path(path: Path) -> str:
 
 
 #: What ``generate`` can write, per spec; ``--target`` picks among them (all by default).
-TARGETS = ("summary", "torch")
+TARGETS = ("summary", "torch", "keras")
 
 
 def spec_outputs(graph, spec_label: str, targets: Sequence[str] = TARGETS) -> dict[str, bytes]:
@@ -56,6 +57,10 @@ def spec_outputs(graph, spec_label: str, targets: Sequence[str] = TARGETS) -> di
         from .codegen.torch_target import render_torch
 
         files[f"{name}/torch_model.py"] = render_torch(graph, spec_label, header(spec_label))
+    if "keras" in targets:
+        from .codegen.keras_target import render_keras
+
+        files[f"{name}/keras_model.py"] = render_keras(graph, spec_label, header(spec_label))
     return {k: v.encode("utf-8") for k, v in files.items()}
 
 

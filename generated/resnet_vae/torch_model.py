@@ -37,12 +37,20 @@ AUTOCAST_DTYPE = None
 
 
 class VaeSampling(nn.Module):
-    """z = mu + exp(logvar / 2) * eps with eps ~ N(0, 1) in training mode; z = mu in eval mode."""
+    """z = mu + exp(logvar / 2) * eps with eps ~ N(0, 1) in training mode; z = mu in eval mode.
+
+    Setting ``noise`` to a tensor fixes eps (used to compare frameworks on the same draw).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.noise: torch.Tensor | None = None
 
     def forward(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return mu
-        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        eps = torch.randn_like(mu) if self.noise is None else self.noise
+        return mu + torch.exp(0.5 * logvar) * eps
 
 
 class ResBlock(nn.Module):

@@ -326,7 +326,14 @@ class ViewBuilder:
             g,
             self.t.ctor,
             part_class=str.capitalize,
-            reserved_classes=(cname, "Encoder", "Decoder", "Bottleneck", *self.t.helpers),
+            reserved_classes=(
+                cname,
+                "Encoder",
+                "Decoder",
+                "Bottleneck",
+                "Composite",
+                *self.t.helpers,
+            ),
         )
         callees = {c.callee for cls in program.classes for _, c in cls.attrs}
         callees |= {c.callee for inst in program.parts.values() for _, c in inst.attrs}

@@ -1,0 +1,193 @@
+"""The Keras 3 target: what each node becomes in ``keras``, and how statements print.
+
+Tensors are NHWC, as the spec's semantics are, so 'same' padding, transposed-convolution cropping,
+flattening and concatenation are Keras' own; batch-norm ``momentum`` is Keras' convention too.
+The file has the same classes, attributes and statements as the PyTorch one, built by the shared
+view-model in :mod:`specgen.codegen.pyview`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import SpecError, SpecErrors
+from ..graph import ModelGraph, Node
+from ..render import render
+from .program import Arg, Ctor, Statement
+from .pyview import Target, ViewBuilder, call_statement
+
+HELPERS = ("GeluTanh", "VaeSampling", "VectorQuantizer")
+
+
+def _pair(p: tuple[int, int]) -> Any:
+    return p[0] if p[0] == p[1] else tuple(p)
+
+
+def _unsupported(node: Node, what: str) -> SpecErrors:
+    return SpecErrors(
+        [SpecError(f"the Keras target cannot express {what} ('{node.name}')", node.origin)]
+    )
+
+
+def _init_args(layer) -> list[Arg]:
+    args = []
+    if layer.kernel_initializer != "glorot_uniform":
+        args.append(Arg("kernel_initializer", layer.kernel_initializer))
+    if getattr(layer, "use_bias", True) and getattr(layer, "bias_initializer", "zeros") != "zeros":
+        args.append(Arg("bias_initializer", layer.bias_initializer))
+    return args
+
+
+def _norm_args(layer, default_eps: float) -> list[Arg]:
+    args = []
+    if layer.epsilon != default_eps:
+        args.append(Arg("epsilon", layer.epsilon))
+    if not layer.center:
+        args.append(Arg("center", False))
+    if not layer.scale:
+        args.append(Arg("scale", False))
+    return args
+
+
+def keras_ctor(node: Node, graph: ModelGraph) -> Ctor:
+    """The Keras layer that computes ``node``."""
+    layer = node.layer
+    kind = layer.kind
+    shape = graph.shape(node.inputs[0]) if node.inputs else ()
+    if kind in ("conv2d", "conv2d_transpose"):
+        if kind == "conv2d_transpose" and layer.groups != 1:
+            raise _unsupported(node, "a grouped conv2d_transpose")
+        args = [
+            Arg(None, layer.filters, "filters"),
+            Arg(None, _pair(layer.kernel_size), "kernel_size"),
+        ]
+        if layer.strides != (1, 1):
+            args.append(Arg("strides", _pair(layer.strides)))
+        if layer.padding != "valid":
+            args.append(Arg("padding", layer.padding))
+        if layer.dilation_rate != (1, 1):
+            args.append(Arg("dilation_rate", _pair(layer.dilation_rate)))
+        if layer.groups != 1:
+            args.append(Arg("groups", layer.groups))
+        if not layer.use_bias:
+            args.append(Arg("use_bias", False))
+        args += _init_args(layer)
+        callee = "layers.Conv2D" if kind == "conv2d" else "layers.Conv2DTranspose"
+        return Ctor(callee, tuple(args))
+    if kind == "dense":
+        args = [Arg(None, layer.units, "units")]
+        if not layer.use_bias:
+            args.append(Arg("use_bias", False))
+        return Ctor("layers.Dense", tuple(args + _init_args(layer)))
+    if kind == "batch_norm":
+        args = []
+        if layer.momentum != 0.99:
+            args.append(Arg("momentum", layer.momentum))
+        return Ctor("layers.BatchNormalization", tuple(args + _norm_args(layer, 0.001)))
+    if kind == "layer_norm":
+        return Ctor("layers.LayerNormalization", tuple(_norm_args(layer, 0.001)))
+    if kind == "group_norm":
+        args = [Arg("groups", layer.groups)] + _norm_args(layer, 0.001)
+        return Ctor("layers.GroupNormalization", tuple(args))
+    if kind == "relu":
+        return Ctor("layers.ReLU")
+    if kind == "leaky_relu":
+        return Ctor("layers.LeakyReLU", (Arg("negative_slope", layer.negative_slope),))
+    if kind in ("sigmoid", "tanh", "silu"):
+        return Ctor("layers.Activation", (Arg(None, kind, "activation"),))
+    if kind == "gelu":
+        if layer.approximate:
+            return Ctor("GeluTanh")
+        return Ctor("layers.Activation", (Arg(None, "gelu", "activation"),))
+    if kind == "elu":
+        return Ctor("layers.ELU", (Arg("alpha", layer.alpha),) if layer.alpha != 1.0 else ())
+    if kind == "linear":
+        return Ctor("layers.Identity")
+    if kind == "softmax":
+        return Ctor("layers.Softmax", (Arg("axis", -1),))
+    if kind == "dropout":
+        return Ctor("layers.Dropout", (Arg(None, layer.rate, "rate"),))
+    if kind in ("max_pool", "avg_pool"):
+        args = [Arg(None, _pair(layer.pool_size), "pool_size")]
+        if layer.strides != layer.pool_size:
+            args.append(Arg("strides", _pair(layer.strides)))
+        if layer.padding != "valid":
+            args.append(Arg("padding", layer.padding))
+        callee = "layers.MaxPooling2D" if kind == "max_pool" else "layers.AveragePooling2D"
+        return Ctor(callee, tuple(args))
+    if kind == "upsample":
+        args = [Arg("size", _pair(layer.size))]
+        if layer.interpolation != "nearest":
+            args.append(Arg("interpolation", layer.interpolation))
+        return Ctor("layers.UpSampling2D", tuple(args))
+    if kind == "vae_sampling":
+        return Ctor("VaeSampling")
+    if kind == "vector_quantizer":
+        return Ctor(
+            "VectorQuantizer",
+            (
+                Arg(None, layer.num_embeddings, "num_embeddings"),
+                Arg(None, shape[-1], "embedding_dim"),
+                Arg("commitment_cost", layer.commitment_cost),
+            ),
+        )
+    raise _unsupported(node, f"layer kind '{kind}'")  # pragma: no cover - registry is closed
+
+
+def shape_comment(shape: tuple[int, ...] | None) -> str:
+    """NHWC without the batch: ``(H, W, C)``."""
+    if shape is None:
+        return ""
+    if len(shape) == 1:
+        return f"({shape[0]},)"
+    return "(" + ", ".join(map(str, shape)) + ")"
+
+
+def render_statement(s: Statement, graph: ModelGraph) -> str:
+    target = ", ".join(s.targets)
+    ins = list(s.inputs)
+    if s.op in ("layer", "call"):
+        return call_statement(s)
+    if s.op == "add":
+        expr = " + ".join(ins)
+    elif s.op == "concat":
+        expr = f"ops.concatenate([{', '.join(ins)}], axis=-1)"
+    elif s.op == "identity":
+        expr = ins[0]
+    elif s.op == "flatten":
+        src = graph.shape(s.node.inputs[0])
+        n = 1
+        for d in src:
+            n *= d
+        expr = f"ops.reshape({ins[0]}, (-1, {n}))" if len(src) > 1 else ins[0]
+    elif s.op == "reshape":
+        dims = ", ".join(str(d) for d in s.node.layer.target_shape)
+        expr = f"ops.reshape({ins[0]}, (-1, {dims}))"
+    elif s.op == "crop2d":
+        (t, b), (left, r) = s.node.layer.cropping
+        h, w = graph.shape(s.node.inputs[0])[:2]
+        expr = f"{ins[0]}[:, {t}:{h - b}, {left}:{w - r}, :]"
+    else:  # pragma: no cover - every inline op is handled above
+        raise AssertionError(s.op)
+    return f"{target} = {expr}"
+
+
+class KerasTarget(Target):
+    forward = "call"
+    annotation = ""
+    helpers = HELPERS
+
+    def ctor(self, node: Node, graph: ModelGraph) -> Ctor:
+        return keras_ctor(node, graph)
+
+    def statement(self, s: Statement, graph: ModelGraph) -> str:
+        return render_statement(s, graph)
+
+    def shape_comment(self, shape):
+        return shape_comment(shape)
+
+
+def render_keras(graph: ModelGraph, spec_label: str, header: str) -> str:
+    """The text of ``keras_model.py``."""
+    view = ViewBuilder(KerasTarget(), graph).file_view(spec_label, header)
+    return render("keras/model.py.j2", v=view)

@@ -1,0 +1,217 @@
+"""``specgen verify``: the PyTorch and Keras models of a spec compute the same function.
+
+Both generated models are built from the spec; the PyTorch weights are copied into the Keras model
+(:mod:`specgen.convert`); the same inputs (uniform in [0, 1)) run through both, and every output
+of the model and of each part is compared — in inference mode, and in training mode (batch norm
+with batch statistics, the VAE's sampling with the same noise, dropout switched off since its
+masks cannot be shared). The check passes when every float output differs by at most the
+tolerance (absolute) and integer outputs (code indices) are equal.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .graph import ModelGraph
+
+#: The float32 tolerance (absolute) both frameworks must agree within.
+TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class Row:
+    mode: str
+    part: str
+    output: str
+    max_abs: float
+    max_rel: float
+    ok: bool
+    note: str = ""
+
+
+@dataclass
+class Report:
+    name: str
+    tolerance: float
+    rows: list[Row] = field(default_factory=list)
+    counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    versions: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.rows) and len(set(self.counts.values())) == 1
+
+    def table(self) -> str:
+        head = ("mode", "part", "output", "max abs diff", "max rel diff", "")
+        lines = [head] + [
+            (
+                r.mode,
+                r.part,
+                r.output,
+                f"{r.max_abs:.3g}",
+                f"{r.max_rel:.3g}",
+                ("ok" if r.ok else "FAIL") + (f" ({r.note})" if r.note else ""),
+            )
+            for r in self.rows
+        ]
+        widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
+        out = [f"specgen verify {self.name}: {self.versions}"]
+        for i, row in enumerate(lines):
+            out.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+            if i == 0:
+                out.append("  ".join("-" * w for w in widths))
+        for fw, (t, nt) in self.counts.items():
+            out.append(f"{fw}: {t:,} trainable + {nt:,} non-trainable parameters")
+        verdict = "PASS" if self.ok else "FAIL"
+        out.append(
+            f"{verdict}: every output within {self.tolerance:g} (absolute)"
+            if self.ok
+            else f"{verdict}: see the rows marked FAIL above"
+        )
+        return "\n".join(out) + "\n"
+
+
+def _nhwc(a: np.ndarray) -> np.ndarray:
+    return np.transpose(a, (0, 2, 3, 1)) if a.ndim == 4 else a
+
+
+def _compare(mode, part, name, t_out, k_out, tol) -> Row:
+    a = _nhwc(np.asarray(t_out))
+    b = np.asarray(k_out)
+    if a.shape != b.shape:
+        return Row(
+            mode, part, name, float("inf"), float("inf"), False, f"shapes {a.shape} vs {b.shape}"
+        )
+    if not np.issubdtype(b.dtype, np.floating):
+        diff = int(np.count_nonzero(a != b))
+        return Row(
+            mode,
+            part,
+            name,
+            float(diff),
+            0.0,
+            diff == 0,
+            f"{diff} of {a.size} differ" if diff else "equal",
+        )
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
+    err = float(np.max(np.abs(a - b))) if a.size else 0.0
+    scale = float(np.max(np.abs(b))) if b.size else 0.0
+    rel = err / scale if scale > 0 else err
+    return Row(mode, part, name, err, rel, err <= tol)
+
+
+def _tuple(x):
+    return x if isinstance(x, (tuple, list)) else (x,)
+
+
+def verify(
+    graph: ModelGraph, *, seed: int = 0, batch: int = 2, tolerance: float = TOLERANCE
+) -> Report:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import torch
+
+    from .codegen.compiled import compile_module
+    from .codegen.pyview import forward_names
+    from .convert import torch_state_to_keras
+
+    torch.manual_seed(seed)
+    keras.utils.set_random_seed(seed)
+    tmod = compile_module(graph, "torch")
+    kmod = compile_module(graph, "keras")
+    tmodel = tmod.build_model()
+    kmodel = kmod.build_model()
+    torch_state_to_keras(graph, tmodel.state_dict(), kmodel)
+    report = Report(
+        graph.name,
+        tolerance,
+        versions=(
+            f"torch {torch.__version__} vs keras {keras.__version__} "
+            f"({keras.backend.backend()} backend), batch {batch}, seed {seed}"
+        ),
+    )
+    report.counts = {
+        "torch": (
+            sum(p.numel() for p in tmodel.parameters()),
+            sum(
+                b.numel()
+                for n, b in tmodel.named_buffers()
+                if not n.endswith("num_batches_tracked")
+            ),
+        ),
+        "keras": (
+            sum(int(np.prod(w.shape)) for w in kmodel.trainable_weights),
+            sum(int(np.prod(w.shape)) for w in kmodel.non_trainable_weights),
+        ),
+        "spec": graph.counts()[:2],
+    }
+    rng = np.random.default_rng(seed)
+    h, w, c = graph.input_shape
+    x = rng.random((batch, h, w, c), dtype=np.float32)
+    xt = torch.from_numpy(np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2))))
+    names = forward_names(graph)
+    kind = graph.bottleneck.kind
+
+    for mode in ("inference", "training"):
+        training = mode == "training"
+        tmodel.train(training)
+        if training:
+            for m in tmodel.modules():
+                if isinstance(m, torch.nn.Dropout):
+                    m.p = 0.0
+            for layer in _keras_layers(kmodel):
+                if isinstance(layer, keras.layers.Dropout):
+                    layer.rate = 0.0
+            if kind == "variational":
+                units = graph.bottleneck.units
+                eps = rng.standard_normal((batch, units)).astype(np.float32)
+                tmodel.bottleneck.sample.noise = torch.from_numpy(eps)
+                kmodel.bottleneck.sample.noise = keras.ops.convert_to_tensor(eps)
+        with torch.no_grad():
+            t_out = _tuple(tmodel(xt))
+            t_enc = _tuple(tmodel.encoder(xt))
+        k_out = _tuple(kmodel(x, training=training))
+        k_enc = _tuple(kmodel.encoder(x, training=training))
+        for name, a, b in zip(names, t_out, k_out, strict=True):
+            part = "decoder" if name == "reconstruction" else "bottleneck"
+            report.rows.append(
+                _compare(mode, part, name, a.numpy(), keras.ops.convert_to_numpy(b), tolerance)
+            )
+        for i, (a, b) in enumerate(zip(t_enc, k_enc, strict=True)):
+            label = "output" if i == 0 else f"feature {i}"
+            report.rows.append(
+                _compare(
+                    mode, "encoder", label, a.numpy(), keras.ops.convert_to_numpy(b), tolerance
+                )
+            )
+        if kind == "dense" and not training:
+            # encode() is a plain method: Keras runs it in inference mode only
+            with torch.no_grad():
+                code_t = tmodel.encode(xt)
+            report.rows.append(
+                _compare(
+                    mode,
+                    "bottleneck",
+                    "code",
+                    code_t.numpy(),
+                    keras.ops.convert_to_numpy(kmodel.encode(x)),
+                    tolerance,
+                )
+            )
+    return report
+
+
+def _keras_layers(model):
+    seen = set()
+    stack = [model]
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        yield layer
+        stack.extend(getattr(layer, "_layers", []))
