@@ -107,6 +107,48 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def cmd_diagram(args) -> int:
+    from .diagram_render import FORMATS, diagram_files
+    from .generate import display_path, header
+    from .write import Plan, write_plan
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise SpecErrors(
+            [
+                SpecError(
+                    f"unknown diagram format {unknown[0]!r}", hint="formats: " + ", ".join(FORMATS)
+                )
+            ]
+        )
+    files: dict[str, bytes] = {}
+    owned: list[str] = []
+    messages: list[str] = []
+    for spec in spec_files(args.specs):
+        graph = _graph(str(spec), args)
+        label = header(display_path(spec)).strip("# \n")
+        drawn, notes = diagram_files(
+            graph,
+            label,
+            formats=("dot", *formats),
+            direction=args.direction,
+            shapes=not args.no_shapes,
+            params=args.params,
+            theme=args.theme,
+            expand=args.expand,
+        )
+        files.update(drawn)
+        owned.append(f"{graph.name}/diagrams")
+        messages += [n for n in notes if n not in messages]
+    out = Path(args.output)
+    write_plan(Plan(files, tuple(owned), (".svg", ".png", ".pdf", ".mmd")), out, force=args.force)
+    for m in messages:
+        print(f"note: {m}", file=sys.stderr)
+    print(f"{out}: {len(files)} diagram files")
+    return 0
+
+
 def cmd_verify(args) -> int:
     from .verify import verify
 
@@ -149,6 +191,7 @@ COMMANDS: dict[str, tuple[Callable, str]] = {
     "schema": (cmd_schema, "print the JSON Schema of the spec language"),
     "generate": (cmd_generate, "write the generated files of specs into an output folder"),
     "verify": (cmd_verify, "check that the PyTorch and Keras models compute the same function"),
+    "diagram": (cmd_diagram, "draw the architecture figures (graphviz, Mermaid)"),
     "convert-weights": (
         cmd_convert_weights,
         "move weights between PyTorch (.safetensors) and Keras (.weights.h5)",
@@ -184,10 +227,38 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--target",
         action="append",
-        choices=("summary", "torch", "keras"),
+        choices=("summary", "torch", "keras", "diagrams"),
         help="what to generate (repeatable; default: everything)",
     )
     g.add_argument(
+        "--force", action="store_true", help="overwrite files that lack specgen's generated header"
+    )
+    dg = sub.add_parser("diagram", help=COMMANDS["diagram"][1])
+    _add_spec_args(dg, many=True)
+    dg.add_argument("-o", "--output", default="out", help="output folder (default: out)")
+    dg.add_argument(
+        "--format",
+        default="svg",
+        help="comma-separated: svg, png, pdf, mermaid (DOT is always written)",
+    )
+    dg.add_argument(
+        "--direction",
+        choices=("LR", "TB"),
+        default="LR",
+        help="flow left-right (default) or top-down",
+    )
+    dg.add_argument("--no-shapes", action="store_true", help="leave tensor shapes off the edges")
+    dg.add_argument("--params", action="store_true", help="show parameter counts")
+    dg.add_argument(
+        "--theme",
+        choices=("color", "print"),
+        default="color",
+        help="'print' uses greys and line styles only",
+    )
+    dg.add_argument(
+        "--expand", action="store_true", help="draw every layer instead of collapsing blocks"
+    )
+    dg.add_argument(
         "--force", action="store_true", help="overwrite files that lack specgen's generated header"
     )
     ver = sub.add_parser("verify", help=COMMANDS["verify"][1])

@@ -5,7 +5,8 @@ Per spec, under ``OUT/<spec name>/``:
 - ``expanded.yaml`` — the fully expanded spec (``specgen expand``);
 - ``summary.txt`` — the per-layer table of shapes, parameters and MACs (``specgen summary``);
 - ``torch_model.py`` — the standalone PyTorch model;
-- ``keras_model.py`` — the standalone Keras 3 model (same classes, names and function).
+- ``keras_model.py`` — the standalone Keras 3 model (same classes, names and function);
+- ``diagrams/`` — the architecture figures as DOT and, with graphviz installed, SVG.
 
 And once, ``OUT/specgen.schema.json`` — the JSON Schema the specs' editor modelines point to.
 
@@ -41,7 +42,7 @@ def display_path(path: Path) -> str:
 
 
 #: What ``generate`` can write, per spec; ``--target`` picks among them (all by default).
-TARGETS = ("summary", "torch", "keras")
+TARGETS = ("summary", "torch", "keras", "diagrams")
 
 
 def spec_outputs(graph, spec_label: str, targets: Sequence[str] = TARGETS) -> dict[str, bytes]:
@@ -61,7 +62,20 @@ def spec_outputs(graph, spec_label: str, targets: Sequence[str] = TARGETS) -> di
         from .codegen.keras_target import render_keras
 
         files[f"{name}/keras_model.py"] = render_keras(graph, spec_label, header(spec_label))
-    return {k: v.encode("utf-8") for k, v in files.items()}
+    out = {k: v.encode("utf-8") for k, v in files.items()}
+    if "diagrams" in targets:
+        from .diagram_render import diagram_files
+
+        drawn, messages = diagram_files(graph, header(spec_label).strip("# \n"))
+        out.update(drawn)
+        for m in messages:
+            if m not in _MESSAGES:
+                _MESSAGES.append(m)
+    return out
+
+
+#: Messages for the user collected while planning (printed once, after writing).
+_MESSAGES: list[str] = []
 
 
 def plan_outputs(
@@ -103,7 +117,13 @@ def plan_outputs(
         owned.append(graph.name)
     if errors:
         raise _Many(errors)
-    return Plan(files, tuple(owned))
+    keep: tuple[str, ...] = ()
+    if "diagrams" in targets:
+        from .diagram_render import dot_available
+
+        if not dot_available():
+            keep = (".svg", ".png", ".pdf")
+    return Plan(files, tuple(owned), keep)
 
 
 def _source_of(spec: Path):
@@ -150,6 +170,9 @@ def generate(
         print(f"{out}: {len(plan.files)} generated files up to date")
         return 0
     changed = write_plan(plan, out, force=force)
+    for message in _MESSAGES:
+        print(f"note: {message}", file=sys.stderr)
+    _MESSAGES.clear()
     print(
         f"{out}: {len(plan.files)} files for {len(plan.owned_dirs)} spec(s), {len(changed)} changed"
     )

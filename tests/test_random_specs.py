@@ -605,12 +605,13 @@ def spec_text(spec: dict) -> str:
 
 
 def expand(text: str) -> ModelGraph:
-    """The graph of a spec the strategy drew, failing with every error and the spec if specgen
-    rejects it (the strategy only draws valid specs)."""
+    """The graph of a spec the strategy drew; a rejection fails with every error and the spec
+    (the strategy only draws valid specs)."""
     try:
         return build_graph(load_spec(text=text, filename="random.yaml"))
     except SpecErrors as exc:
-        pytest.fail(f"a valid random spec was rejected:\n{exc.render()}\n\n{text}")
+        errors = exc.render()
+    pytest.fail(f"a valid random spec was rejected:\n{errors}\n\n{text}")
 
 
 @settings(max_examples=150, deadline=None)
@@ -637,8 +638,9 @@ def test_random_specs_expand_and_verify(spec):
     skips = {s["merge"] if "merge" in s else "add" for s in spec.get("skips", [])} or {"none"}
     event(f"bottleneck {graph.bottleneck.kind}, skips {'/'.join(sorted(skips))}")
 
-    # a crash in the generated code fails at one place, whatever line of which generated file
-    # raised it, so that Hypothesis shrinks it as one failure
+    # a crash in the generated code is reported from this one place, without the exception
+    # chained to it, so that Hypothesis sees one failure whichever generated line raised it
+    crash = None
     try:
         model = compile_module(graph, "torch").build_model()
         trainable, non_trainable, _ = graph.counts()
@@ -646,6 +648,8 @@ def test_random_specs_expand_and_verify(spec):
         stats = sum(b.numel() for n, b in model.named_buffers() if "num_batches_tracked" not in n)
         report = verify(graph, seed=0, batch=2)
     except Exception:
-        pytest.fail(f"building or verifying the models crashed:\n{traceback.format_exc()}\n{text}")
+        crash = traceback.format_exc()
+    if crash is not None:
+        pytest.fail(f"building or verifying the models crashed:\n{crash}\n{text}")
     assert (params, stats) == (trainable, non_trainable), f"torch parameter counts\n{text}"
     assert report.ok, f"{report.table()}\n{text}"

@@ -1,0 +1,409 @@
+"""Architecture figures from the graph: the view-model of each figure.
+
+A figure draws *units*: a layer, a block instance (``ResBlock``), a run of identical block
+instances collapsed into one (``ResBlock ×8``), a skip path's transform, a merge (``+`` or
+``concat``), and the figure's inputs and outputs. Groups that are not block instances (resolution
+levels, containers) become clusters labelled with the name and the tensor shape they work at.
+Every edge of the graph between two different units becomes one edge, labelled with the tensor's
+shape; edges on a skip path are drawn dashed in their skip's colour.
+
+Figures of one spec: ``overview`` (encoder, bottleneck and decoder, each top-level item one unit),
+``encoder`` and ``decoder`` (block granularity, or every layer with ``expand``), and one figure
+per block kind used (the layers of its first instance). Units keep the graph's dotted names as
+their ids, so a figure, the PyTorch file and the Keras file name the same things.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .graph import INPUT, ModelGraph, Node, TensorRef
+from .layers import Shape
+
+#: More units than this and a figure is drawn one level coarser.
+MAX_UNITS = 400
+
+SKIP_COLORS = ("#2e8b57", "#c0392b", "#8e44ad", "#d35400", "#2471a3")
+PRINT_COLORS = ("#404040", "#707070", "#909090", "#505050", "#808080")
+
+
+@dataclass
+class Unit:
+    id: str
+    lines: list[str]
+    kind: str  # op, block, skip, merge, io
+    cluster: str | None = None
+    skip: str | None = None
+    order: int = 0
+
+
+@dataclass
+class Cluster:
+    id: str
+    label: str
+    parent: str | None
+
+
+@dataclass
+class Edge:
+    src: str
+    dst: str
+    label: str
+    skip: str | None = None
+
+
+@dataclass
+class Figure:
+    name: str
+    title: str
+    direction: str
+    units: list[Unit] = field(default_factory=list)
+    clusters: list[Cluster] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+    skips: list[str] = field(default_factory=list)  # skip families drawn, for the legend
+    note: str = ""
+
+
+def dims(shape: Shape | None) -> str:
+    if shape is None:
+        return "?"
+    if not shape:
+        return "scalar"
+    return "×".join(str(d) for d in shape)
+
+
+def _kxk(pair) -> str:
+    return f"{pair[0]}×{pair[1]}"
+
+
+def op_label(node: Node) -> str:
+    """``conv 2×2/2, 16``-style label of one layer."""
+    layer = node.layer
+    kind = node.kind
+    if kind in ("conv2d", "conv2d_transpose"):
+        name = "conv" if kind == "conv2d" else "convT"
+        stride = (
+            ""
+            if layer.strides == (1, 1)
+            else (
+                f"/{layer.strides[0]}"
+                if layer.strides[0] == layer.strides[1]
+                else f"/{_kxk(layer.strides)}"
+            )
+        )
+        return f"{name} {_kxk(layer.kernel_size)}{stride}, {layer.filters}"
+    if kind == "dense":
+        return f"dense {layer.units}"
+    if kind == "batch_norm":
+        return "BN"
+    if kind == "layer_norm":
+        return "LN"
+    if kind == "group_norm":
+        return f"GN /{layer.groups}"
+    if kind == "leaky_relu":
+        return f"LeakyReLU {layer.negative_slope:g}"
+    if kind in ("relu", "gelu", "silu", "elu"):
+        return {"relu": "ReLU", "gelu": "GELU", "silu": "SiLU", "elu": "ELU"}[kind]
+    if kind == "dropout":
+        return f"dropout {layer.rate:g}"
+    if kind in ("max_pool", "avg_pool"):
+        stride = "" if layer.strides == layer.pool_size else f"/{layer.strides[0]}"
+        return f"{kind.split('_')[0]}pool {_kxk(layer.pool_size)}{stride}"
+    if kind == "upsample":
+        return f"upsample ×{layer.size[0]} {layer.interpolation}"
+    if kind == "reshape":
+        return f"reshape {dims(tuple(layer.target_shape))}"
+    if kind == "vae_sampling":
+        return "sample z"
+    if kind == "vector_quantizer":
+        return f"VQ {layer.num_embeddings} codes"
+    if kind == "add":
+        return "+"
+    return kind
+
+
+def block_title(block: str) -> str:
+    return "".join(p[:1].upper() + p[1:] for p in block.split("_") if p)
+
+
+class _Builder:
+    def __init__(self, graph: ModelGraph, *, expand: bool, shapes: bool, params: bool):
+        self.g = graph
+        self.expand = expand
+        self.shapes = shapes
+        self.params = params
+        self.nodes = {n.name: n for n in graph.nodes}
+        self.index = {n.name: i for i, n in enumerate(graph.nodes)}
+        self.groups = {g.name: g for g in graph.groups}
+        order: dict[str, tuple[int, int]] = {n.name: (i, 1) for i, n in enumerate(graph.nodes)}
+        for grp in graph.groups:
+            order[grp.name] = (grp.index, 0)
+        self.children: dict[str, list[str]] = {}
+        for name in sorted(order, key=lambda v: order[v]):
+            self.children.setdefault(name.rsplit(".", 1)[0], []).append(name)
+        self.skip_of: dict[str, str] = {}  # skip group / merge node -> family
+        self.joins: dict[tuple[str, TensorRef], str] = {}  # (merge node, tensor) -> family
+        for s in graph.skips:
+            fam = self.family(s.name)
+            self.skip_of[s.name] = fam
+            self.skip_of[s.merge] = fam
+            self.joins[(s.merge, s.output)] = fam
+
+    @staticmethod
+    def family(skip_group: str) -> str:
+        part, local = skip_group.split(".", 1)
+        return f"{part}.{re.sub(r'[0-9]+$', '', local) or local}"
+
+    def inside(self, name: str) -> list[Node]:
+        out, stack = [], [name]
+        while stack:
+            cur = stack.pop()
+            for c in self.children.get(cur, []):
+                if c in self.nodes:
+                    out.append(self.nodes[c])
+                else:
+                    stack.append(c)
+        return sorted(out, key=lambda n: self.index[n.name])
+
+    def counts_line(self, nodes: list[Node]) -> list[str]:
+        if not self.params:
+            return []
+        total = sum(n.trainable + n.non_trainable for n in nodes)
+        return [f"{total:,} params"] if total else []
+
+    def main_op(self, nodes: list[Node]) -> str:
+        for n in nodes:
+            if n.kind in ("conv2d", "conv2d_transpose", "dense", "vector_quantizer"):
+                return op_label(n)
+        return op_label(nodes[0]) if nodes else ""
+
+    # -- units --------------------------------------------------------------------------------
+    def collect(
+        self,
+        root: str,
+        fig: Figure,
+        rep: dict[str, str],
+        cluster: str | None,
+        depth_limit: int | None = None,
+        depth: int = 0,
+    ) -> None:
+        kids = self.children.get(root, [])
+        i = 0
+        while i < len(kids):
+            c = kids[i]
+            if c in self.nodes:
+                node = self.nodes[c]
+                kind = "merge" if node.kind in ("add", "concat") else "op"
+                lines = [op_label(node)] + self.counts_line([node])
+                fig.units.append(Unit(c, lines, kind, cluster, self.skip_of.get(c), self.index[c]))
+                rep[c] = c
+                i += 1
+                continue
+            members = self.inside(c)
+            if not members:
+                i += 1
+                continue
+            grp = self.groups[c]
+            collapse = (
+                (grp.block is not None and not self.expand)
+                or c in self.skip_of
+                or (depth_limit is not None and depth >= depth_limit)
+            )
+            if not collapse:
+                shapes = Counter(n.shape for n in members)
+                label = f"{grp.local_name}  {dims(shapes.most_common(1)[0][0])}"
+                fig.clusters.append(Cluster(c, label, cluster))
+                self.collect(c, fig, rep, c, depth_limit, depth + 1)
+                i += 1
+                continue
+            run = [c]
+            if c not in self.skip_of:
+                # consecutive instances of one block (or, when coarsened, groups made of the
+                # same layers) that feed each other are drawn as one unit
+                kinds = [n.kind for n in members]
+                while i + len(run) < len(kids):
+                    nxt = kids[i + len(run)]
+                    ng = self.groups.get(nxt)
+                    if ng is None or not self.inside(nxt) or nxt in self.skip_of:
+                        break
+                    if grp.block is not None:
+                        if ng.block != grp.block:
+                            break
+                    elif ng.block is not None or [n.kind for n in self.inside(nxt)] != kinds:
+                        break
+                    first = self.inside(nxt)[0]
+                    if first.inputs != (self._output(run[-1]),):
+                        break
+                    run.append(nxt)
+            nodes = [n for r in run for n in self.inside(r)]
+            if c in self.skip_of:
+                title = grp.local_name
+            elif grp.block is not None:
+                title = block_title(grp.block) + (f" ×{len(run)}" if len(run) > 1 else "")
+            else:
+                stem = re.sub(r"[0-9]+$", "", grp.local_name) or grp.local_name
+                title = f"{stem} ×{len(run)}" if len(run) > 1 else grp.local_name
+            lines = [title, self.main_op(nodes)] + self.counts_line(nodes)
+            kind = "skip" if c in self.skip_of else "block"
+            fig.units.append(
+                Unit(
+                    c,
+                    [x for x in lines if x],
+                    kind,
+                    cluster,
+                    self.skip_of.get(c),
+                    self.index[nodes[0].name],
+                )
+            )
+            for n in nodes:
+                rep[n.name] = c
+            i += len(run)
+
+    def _output(self, group: str) -> TensorRef:
+        return TensorRef(self.inside(group)[-1].name)
+
+    # -- edges --------------------------------------------------------------------------------
+    def connect(self, fig: Figure, rep: dict[str, str], io_label) -> None:
+        seen: set[tuple[str, str]] = set()
+        ids = {u.id for u in fig.units}
+        order = {u.id: u.order for u in fig.units}
+        pending: list[Edge] = []
+        for n in self.g.nodes:
+            if n.name not in rep:
+                continue
+            dst = rep[n.name]
+            for r in n.inputs:
+                src = rep.get(r.node)
+                if src is None:
+                    src = io_label(r)
+                    if src not in ids:
+                        ids.add(src)
+                        fig.units.insert(0, Unit(src, [self.io_text(r)], "io", None, None, -1))
+                        order[src] = -1
+                if src == dst or (src, dst) in seen:
+                    continue
+                seen.add((src, dst))
+                kinds = {u.id: u.kind for u in fig.units}
+                skip = None
+                if kinds.get(src) == "skip":
+                    skip = self.skip_of[src]
+                elif kinds.get(dst) == "skip":
+                    skip = self.skip_of[dst]
+                elif (n.name, r) in self.joins:
+                    skip = self.joins[(n.name, r)]  # a skip with no transform joins directly
+                label = dims(self.g.shape(r)) if self.shapes else ""
+                pending.append(Edge(src, dst, label, skip))
+        pending.sort(key=lambda e: (order.get(e.src, -1), order.get(e.dst, -1), e.src, e.dst))
+        fig.edges = pending
+        fig.skips = sorted({e.skip for e in pending if e.skip})
+
+    def io_text(self, r: TensorRef) -> str:
+        if r.node == INPUT:
+            return f"input\n{dims(self.g.input_shape)}"
+        part = self.nodes[r.node].part
+        if self.g.part(part).output == r:
+            return f"{part}\n{dims(self.g.shape(r))}"
+        # name the tensor after the outermost group it is the output of
+        name = r.node
+        while "." in name:
+            parent = name.rsplit(".", 1)[0]
+            if parent not in self.groups or self._output(parent) != r:
+                break
+            name = parent
+        return f"{name}\n{dims(self.g.shape(r))}"
+
+    def add_output(self, fig: Figure, ref: TensorRef, rep: dict[str, str], label: str) -> None:
+        uid = f"{label}"
+        fig.units.append(
+            Unit(uid, [f"{label}\n{dims(self.g.shape(ref))}"], "io", None, None, 10**9)
+        )
+        src = rep.get(ref.node, ref.node)
+        fig.edges.append(Edge(src, uid, dims(self.g.shape(ref)) if self.shapes else ""))
+
+    # -- figures ------------------------------------------------------------------------------
+    def part_figure(self, part: str, direction: str) -> Figure:
+        fig = Figure(part, f"{self.g.name}: {part}", direction)
+        rep: dict[str, str] = {}
+        self.collect(part, fig, rep, None)
+        if len(fig.units) > MAX_UNITS:
+            fig = Figure(
+                part,
+                f"{self.g.name}: {part}",
+                direction,
+                note=f"collapsed: more than {MAX_UNITS} units at full detail",
+            )
+            rep = {}
+            self.collect(part, fig, rep, None, depth_limit=0)
+        self.connect(fig, rep, lambda r: "input" if r.node == INPUT else r.node)
+        out = self.g.part(part).output
+        if out is not None:
+            name = "reconstruction" if part == "decoder" else f"{part} output"
+            self.add_output(fig, out, rep, name)
+        return fig
+
+    def overview(self, direction: str) -> Figure:
+        fig = Figure("overview", f"{self.g.name}: overview", direction)
+        rep: dict[str, str] = {}
+        for part in ("encoder", "bottleneck", "decoder"):
+            if not self.inside(part):
+                continue
+            fig.clusters.append(Cluster(part, part, None))
+            self.collect(part, fig, rep, part, depth_limit=0)
+        self.connect(fig, rep, lambda r: "input")
+        for name, ref in self.g.outputs:
+            if name == "reconstruction" or ref.port == 0 and name == "code":
+                self.add_output(fig, ref, rep, name)
+        return fig
+
+    def block_figure(self, block: str, direction: str) -> Figure:
+        first = next(g.name for g in self.g.groups if g.block == block and self.inside(g.name))
+        fig = Figure(f"block_{block}", f"{block_title(block)} ({block})", direction)
+        rep: dict[str, str] = {}
+        saved, self.expand = self.expand, True
+        try:
+            self.collect(first, fig, rep, None)
+        finally:
+            self.expand = saved
+        self.connect(fig, rep, lambda r: "x")
+        for u in fig.units:
+            if u.id == "x":
+                u.lines = ["x"]
+        self.add_output(fig, self._output(first), rep, "output")
+        # ids relative to the block, so the figure reads the same for every instance
+        prefix = first + "."
+        for u in fig.units:
+            u.id = u.id.removeprefix(prefix)
+        for c in fig.clusters:
+            c.id = c.id.removeprefix(prefix)
+            c.parent = c.parent.removeprefix(prefix) if c.parent else None
+        for u in fig.units:
+            u.cluster = u.cluster.removeprefix(prefix) if u.cluster else None
+        for e in fig.edges:
+            e.src = e.src.removeprefix(prefix)
+            e.dst = e.dst.removeprefix(prefix)
+        return fig
+
+
+def figures(
+    graph: ModelGraph,
+    *,
+    expand: bool = False,
+    shapes: bool = True,
+    params: bool = False,
+    direction: str = "LR",
+) -> list[Figure]:
+    """Every figure of a spec, in a stable order."""
+    b = _Builder(graph, expand=expand, shapes=shapes, params=params)
+    out = [b.overview(direction)]
+    for part in ("encoder", "decoder"):
+        if b.inside(part):
+            out.append(b.part_figure(part, direction))
+    used = []
+    for grp in graph.groups:
+        if grp.block and grp.block not in used and b.inside(grp.name):
+            used.append(grp.block)
+    for block in used:
+        out.append(b.block_figure(block, "TB" if direction == "LR" else "LR"))
+    return out
