@@ -411,7 +411,8 @@ def encoder_levels(b: SpecBuilder, n_levels: int, style: str, ch: int, needs_fea
         kind = shared_kind if style == "levels" else draw(st.sampled_from(BLOCK_KINDS))
         repeat = shared_repeat if style == "levels" else draw(st.integers(0, 2))
         if needs_features and i == 0 and repeat == 0:
-            # a skip from level 0's (empty) blocks would start from the model input
+            # a skip from level 0's blocks would otherwise start from the model input, which
+            # the language reference lists as an unsupported skip source
             repeat = 1
             if style == "levels":
                 shared_repeat = 1

@@ -478,7 +478,7 @@ def build_program(
             )
     # parts
     parts: dict[str, ModuleInstance] = {}
-    labels: dict[TensorRef, str] = {}
+    labels: dict[TensorRef, str] = {TensorRef(INPUT): "model_input"}
     for part in graph.parts:
         inst = ModuleInstance(part.name, True, attrs_of(part.name))
         units = _units(graph, part.name, children, closed, nodes, skip_prio)
@@ -494,8 +494,12 @@ def build_program(
         extra_names = [labels.get(r, sanitize(r.node)) for r in extra]
         names = ["x", *extra_names] if ins and ins[0] == main else extra_names
         outs = [part.output] if part.output in produced else []
+        # handed to other parts: its own tensors, and its input (a skip may start at the
+        # model input)
+        later = {p.name for p in graph.parts[[p.name for p in graph.parts].index(part.name) + 1 :]}
         consumed_elsewhere = sorted(
             {r for n in graph.nodes if n.part != part.name for r in n.inputs if r in produced}
+            | {r for n in graph.nodes if n.part in later for r in n.inputs if r in ins}
             | {r for _, r in graph.outputs if r in produced}
         )
         outs += [r for r in consumed_elsewhere if r not in outs]

@@ -239,7 +239,7 @@ class ViewBuilder:
         enc_call = "h, *features = self.encoder(x)" if feats else "h = self.encoder(x)"
         dec_args = "z, *features" if feats else "z"
         star = ", *features" if feats else ""
-        first = ")[0]" if feats else ")"
+        first = "[0])" if feats else ")"
         fwd = f"{self.t.forward}(self, {x})"
         lines: list[str] = []
 
