@@ -26,6 +26,8 @@ from pydantic import (
     Tag,
 )
 
+from .layers.base import Initializer
+
 #: A ``${...}`` expression in place of a value.
 Expr = Annotated[str, StringConstraints(pattern=r"^\s*\$\{.*\}\s*$")]
 #: A string that may embed ``${...}`` pieces (names, references).
@@ -196,16 +198,6 @@ class SkipSpec(_Strict):
 PositiveInt = Annotated[int, Field(strict=True, ge=1, le=1 << 20)]
 Dim = Annotated[int, Field(strict=True, ge=1, le=1 << 16)]
 Activation = Literal["linear", "relu", "sigmoid", "tanh", "gelu", "silu", "elu", "softmax"]
-Initializer = Literal[
-    "glorot_uniform",
-    "glorot_normal",
-    "he_normal",
-    "he_uniform",
-    "lecun_normal",
-    "lecun_uniform",
-    "zeros",
-    "ones",
-]
 
 
 class InputSpec(_Strict):

@@ -19,6 +19,7 @@ same, and fails.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 
@@ -246,26 +247,13 @@ def verify(
     rows = []
     for r in report.rows:
         r64 = again.get((r.mode, r.part, r.output))
-        if not r.ok and r64 is not None and r64.ok:
-            r = Row(
-                r.mode,
-                r.part,
-                r.output,
-                r.max_abs,
-                r.max_rel,
-                True,
-                f"float32 rounding: {r64.max_abs:.2g} apart in float64",
+        if not r.ok and r64 is not None:
+            note = (
+                f"float32 rounding: {r64.max_abs:.2g} apart in float64"
+                if r64.ok
+                else f"still {r64.max_abs:.2g} apart in float64"
             )
-        elif not r.ok and r64 is not None:
-            r = Row(
-                r.mode,
-                r.part,
-                r.output,
-                r.max_abs,
-                r.max_rel,
-                False,
-                f"still {r64.max_abs:.2g} apart in float64",
-            )
+            r = dataclasses.replace(r, ok=r64.ok, note=note)
         rows.append(r)
     report.rows = rows
     return report
