@@ -42,6 +42,7 @@ graphviz:
 
 demo: setup
 	$(BIN)/specgen generate specs -o out
+	$(BIN)/specgen train specs/conv_autoencoder.yaml --set layers=[16,32] -o out -- --epochs 3
 
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -149,6 +149,36 @@ def cmd_diagram(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    """Generate the model and its training script under OUT/<name>/, then run the script
+    there; checkpoints, image grids and metrics go to OUT/<name>/run/."""
+    import subprocess
+
+    from .generate import generate
+
+    spec = Path(args.spec)
+    out = Path(args.output)
+    targets = ("summary", args.framework, "train")
+    status = generate([spec], out, _overrides(args), targets=targets)
+    if status:
+        return status
+    graph = _graph(args.spec, args)
+    folder = out / graph.name
+    script = folder / f"train_{args.framework}.py"
+    if not script.is_file():
+        raise SpecErrors(
+            [
+                SpecError(
+                    f"no training script for {args.framework} yet", hint="use --framework torch"
+                )
+            ]
+        )
+    extra = list(args.script_args)
+    if "--out" not in extra:
+        extra = ["--out", str(folder / "run"), *extra]
+    return subprocess.call([sys.executable, str(script), *extra])
+
+
 def cmd_verify(args) -> int:
     from .verify import verify
 
@@ -192,6 +222,7 @@ COMMANDS: dict[str, tuple[Callable, str]] = {
     "generate": (cmd_generate, "write the generated files of specs into an output folder"),
     "verify": (cmd_verify, "check that the PyTorch and Keras models compute the same function"),
     "diagram": (cmd_diagram, "draw the architecture figures (graphviz, Mermaid)"),
+    "train": (cmd_train, "generate and run the training script (flags after -- go to it)"),
     "convert-weights": (
         cmd_convert_weights,
         "move weights between PyTorch (.safetensors) and Keras (.weights.h5)",
@@ -227,7 +258,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--target",
         action="append",
-        choices=("summary", "torch", "keras", "diagrams"),
+        choices=("summary", "torch", "keras", "train", "diagrams"),
         help="what to generate (repeatable; default: everything)",
     )
     g.add_argument(
@@ -261,6 +292,11 @@ def parser() -> argparse.ArgumentParser:
     dg.add_argument(
         "--force", action="store_true", help="overwrite files that lack specgen's generated header"
     )
+    tr = sub.add_parser("train", help=COMMANDS["train"][1])
+    _add_spec_args(tr)
+    tr.add_argument("--framework", choices=("torch", "keras"), default="torch")
+    tr.add_argument("-o", "--output", default="out", help="output folder (default: out)")
+    tr.epilog = "flags after -- go to the training script, e.g. -- --epochs 3 --data demo"
     ver = sub.add_parser("verify", help=COMMANDS["verify"][1])
     _add_spec_args(ver, many=True)
     ver.add_argument("--seed", type=int, default=0, help="seed of inputs and weights")
@@ -279,7 +315,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    script_args: list[str] = []
+    if "--" in argv:  # what follows goes to a generated script (specgen train)
+        cut = argv.index("--")
+        argv, script_args = argv[:cut], argv[cut + 1 :]
     args = parser().parse_args(argv)
+    args.script_args = script_args
     func = COMMANDS[args.command][0]
     try:
         return func(args)

@@ -6,6 +6,7 @@ Per spec, under ``OUT/<spec name>/``:
 - ``summary.txt`` — the per-layer table of shapes, parameters and MACs (``specgen summary``);
 - ``torch_model.py`` — the standalone PyTorch model;
 - ``keras_model.py`` — the standalone Keras 3 model (same classes, names and function);
+- ``train_torch.py`` — a training script for the PyTorch model (one machine or torchrun);
 - ``diagrams/`` — the architecture figures as DOT and, with graphviz installed, SVG.
 
 And once, ``OUT/specgen.schema.json`` — the JSON Schema the specs' editor modelines point to.
@@ -42,7 +43,7 @@ def display_path(path: Path) -> str:
 
 
 #: What ``generate`` can write, per spec; ``--target`` picks among them (all by default).
-TARGETS = ("summary", "torch", "keras", "diagrams")
+TARGETS = ("summary", "torch", "keras", "train", "diagrams")
 
 
 def spec_outputs(graph, spec_label: str, targets: Sequence[str] = TARGETS) -> dict[str, bytes]:
@@ -62,6 +63,10 @@ def spec_outputs(graph, spec_label: str, targets: Sequence[str] = TARGETS) -> di
         from .codegen.keras_target import render_keras
 
         files[f"{name}/keras_model.py"] = render_keras(graph, spec_label, header(spec_label))
+    if "train" in targets:
+        from .codegen.train_target import render_train
+
+        files[f"{name}/train_torch.py"] = render_train(graph, "torch", header(spec_label))
     out = {k: v.encode("utf-8") for k, v in files.items()}
     if "diagrams" in targets:
         from .diagram_render import diagram_files
