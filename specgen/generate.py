@@ -67,6 +67,7 @@ def spec_outputs(graph, spec_label: str, targets: Sequence[str] = TARGETS) -> di
         from .codegen.train_target import render_train
 
         files[f"{name}/train_torch.py"] = render_train(graph, "torch", header(spec_label))
+        files[f"{name}/train_keras.py"] = render_train(graph, "keras", header(spec_label))
     out = {k: v.encode("utf-8") for k, v in files.items()}
     if "diagrams" in targets:
         from .diagram_render import diagram_files

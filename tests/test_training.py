@@ -125,3 +125,53 @@ def test_specgen_train_generates_and_runs(repo_root, tmp_path, capsys):
     assert (folder / "torch_model.py").is_file() and (folder / "train_torch.py").is_file()
     assert metrics(folder / "run")["final"]["epoch"] == 1
     assert (folder / "run" / "reconstructions_epoch001.png").is_file()
+
+
+def run_keras(folder, *args, timeout=900):
+    cmd = [sys.executable, str(folder / "train_keras.py"), "--log-every", "1000", *args]
+    env = {**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, check=False, timeout=timeout, cwd=folder, env=env
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def keras_workdir(tmp_path_factory, repo_root):
+    out = tmp_path_factory.mktemp("train_keras")
+    assert (
+        main(
+            [
+                "generate",
+                str(repo_root / "specs" / "conv_autoencoder.yaml"),
+                *SPEC_ARGS,
+                "-o",
+                str(out),
+                "--target",
+                "keras",
+                "--target",
+                "train",
+            ]
+        )
+        == 0
+    )
+    return out / "conv_autoencoder"
+
+
+def test_keras_training_falls_under_mirrored_strategy_and_resumes(keras_workdir):
+    straight = keras_workdir / "straight"
+    run_keras(keras_workdir, "--epochs", "3", "--out", str(straight))
+    m = metrics(straight)
+    assert m["strategy"] == "MirroredStrategy" and m["replicas"] >= 1
+    history = m["history"]
+    assert history[-1]["val_loss"] < 0.8 * history[0]["val_loss"], history
+    assert (straight / "model.weights.h5").is_file()
+    assert (straight / "reconstructions_epoch003.png").read_bytes()[:4] == b"\x89PNG"
+    resumed = keras_workdir / "resumed"
+    run_keras(keras_workdir, "--epochs", "2", "--out", str(resumed))
+    proc = run_keras(keras_workdir, "--epochs", "3", "--resume", "--out", str(resumed))
+    assert "resuming after epoch 2" in proc.stdout
+    again = metrics(resumed)["history"]
+    assert [r["epoch"] for r in again] == [1, 2, 3]
+    assert again[-1]["val_loss"] == pytest.approx(history[-1]["val_loss"], rel=1e-4)

@@ -102,7 +102,10 @@ def load_images(source: str, seed: int) -> np.ndarray:
             )
         return array.astype(np.float32)
     if path.is_dir():
-        from PIL import Image
+        try:
+            from PIL import Image
+        except ImportError:
+            raise SystemExit("reading a folder of images needs Pillow: pip install pillow")
 
         files = sorted(
             p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")
