@@ -103,7 +103,7 @@ def load_images(source: str, seed: int) -> np.ndarray:
         try:
             from PIL import Image
         except ImportError:
-            raise SystemExit("reading a folder of images needs Pillow: pip install pillow")
+            raise SystemExit("reading image folders needs Pillow: pip install pillow")
 
         files = sorted(
             p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")
