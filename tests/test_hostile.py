@@ -269,3 +269,10 @@ def test_generated_output_never_leaves_the_output_folder(tmp_path):
     )
     assert main(["generate", str(spec), "-o", str(out), "--target", "summary"]) == 1
     assert list(outside.iterdir()) == []
+
+
+def test_every_checked_in_generated_file_has_only_the_expected_top_level(repo_root):
+    files = sorted((repo_root / "generated").glob("*/*.py"))
+    assert len(files) == 4 * len(list((repo_root / "specs").glob("*.yaml")))
+    for f in files:
+        check_module(f.read_text(), f.stem.removesuffix("_model"))
