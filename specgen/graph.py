@@ -225,5 +225,19 @@ class ModelGraph:
             if v != INPUT
         ]
 
+    @cached_property
+    def node_index(self) -> dict[str, int]:
+        """Each node's position in creation (spec) order."""
+        return {n.name: i for i, n in enumerate(self.nodes)}
+
+    @cached_property
+    def consumer_map(self) -> dict[TensorRef, set[str]]:
+        """The names of the nodes that read each tensor."""
+        out: dict[TensorRef, set[str]] = {}
+        for n in self.nodes:
+            for r in n.inputs:
+                out.setdefault(r, set()).add(n.name)
+        return out
+
     def consumers(self, name: str) -> list[str]:
         return sorted(set(self.nx.successors(name)))

@@ -131,6 +131,14 @@ class Program:
 # The group tree
 
 
+class _Children(dict):
+    """Child names by parent name; remembers each group's nodes once they are asked for."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.inside: dict[str, list[Node]] = {}
+
+
 def _tree(graph: ModelGraph, roots: Sequence[str]) -> tuple[dict[str, list[str]], set[str]]:
     """children[name] = direct child names (nodes and groups) in creation order."""
     groups = {g.name: g for g in graph.groups}
@@ -139,7 +147,7 @@ def _tree(graph: ModelGraph, roots: Sequence[str]) -> tuple[dict[str, list[str]]
         order[n.name] = (i, 1)
     for g in graph.groups:
         order[g.name] = (g.index, 0)
-    children: dict[str, list[str]] = {r: [] for r in roots}
+    children = _Children({r: [] for r in roots})
     for name in sorted(order, key=lambda v: order[v]):
         parent = name.rsplit(".", 1)[0]
         children.setdefault(parent, []).append(name)
@@ -149,6 +157,9 @@ def _tree(graph: ModelGraph, roots: Sequence[str]) -> tuple[dict[str, list[str]]
 
 
 def _descendant_nodes(children: dict[str, list[str]], name: str, nodes: dict[str, Node]):
+    cache = getattr(children, "inside", None)
+    if cache is not None and name in cache:
+        return cache[name]
     out: list[Node] = []
     stack = [name]
     while stack:
@@ -158,6 +169,8 @@ def _descendant_nodes(children: dict[str, list[str]], name: str, nodes: dict[str
                 out.append(nodes[c])
             else:
                 stack.append(c)
+    if cache is not None:
+        cache[name] = out
     return out
 
 
@@ -227,7 +240,7 @@ class _Unit:
 
 
 def _units(graph, module: str, children, closed, nodes, skip_prio) -> list[_Unit]:
-    index = {n.name: i for i, n in enumerate(graph.nodes)}
+    index = graph.node_index
     units: list[_Unit] = []
 
     def prio(name: str, first_index: float) -> float:
@@ -259,10 +272,7 @@ def _units(graph, module: str, children, closed, nodes, skip_prio) -> list[_Unit
 
 def _group_output(graph: ModelGraph, inside: list[Node]) -> TensorRef:
     names = {n.name for n in inside}
-    consumers: dict[TensorRef, set[str]] = {}
-    for n in graph.nodes:
-        for r in n.inputs:
-            consumers.setdefault(r, set()).add(n.name)
+    consumers = graph.consumer_map
     model_outputs = {r for _, r in graph.outputs}
     for n in reversed(inside):
         for port in range(len(n.output_shapes)):
