@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 import copy
 import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -271,8 +273,18 @@ def test_generated_output_never_leaves_the_output_folder(tmp_path):
     assert list(outside.iterdir()) == []
 
 
-def test_every_checked_in_generated_file_has_only_the_expected_top_level(repo_root):
+def test_every_checked_in_generated_file_passes_the_linter_and_has_the_expected_top_level(
+    repo_root,
+):
     files = sorted((repo_root / "generated").glob("*/*.py"))
     assert len(files) == 4 * len(list((repo_root / "specs").glob("*.yaml")))
     for f in files:
         check_module(f.read_text(), f.stem.removesuffix("_model"))
+    for args in (["check", "--isolated"], ["format", "--isolated", "--check"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "ruff", *args, *map(str, files)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr

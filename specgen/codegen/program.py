@@ -400,7 +400,6 @@ def build_program(
     graph: ModelGraph,
     layer_ctor: Callable[[Node, ModelGraph], Ctor],
     *,
-    part_class: Callable[[str], str],
     reserved_classes: Sequence[str] = (),
 ) -> Program:
     """Modules, classes and statements for ``graph``; ``layer_ctor`` builds one node."""

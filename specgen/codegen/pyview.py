@@ -325,7 +325,6 @@ class ViewBuilder:
         program: Program = build_program(
             g,
             self.t.ctor,
-            part_class=str.capitalize,
             reserved_classes=(
                 cname,
                 "Encoder",
