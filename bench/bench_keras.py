@@ -32,17 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench_common import SETTINGS, reset_peak, status_kb  # noqa: E402
 from resnet_ae_keras_reference import ResNetAE  # noqa: E402
 
 import specgen.keras as sgk  # noqa: E402
-
-SETTINGS = {
-    "default": {"overrides": {}, "batch": 2},
-    "small": {
-        "overrides": {"n_levels": 3, "n_residual_blocks": 2, "input_shape": [64, 64, 3]},
-        "batch": 16,
-    },
-}
 
 
 def build(which: str, setting: str):
@@ -70,13 +63,6 @@ def batch_for(setting: str):
     return tf.random.uniform((SETTINGS[setting]["batch"], *shape), seed=0)
 
 
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(field)
-
-
 def peak_growth(which: str, setting: str) -> int:
     """Peak resident-set growth (bytes) of one eager training step, in this process.
 
@@ -85,12 +71,12 @@ def peak_growth(which: str, setting: str) -> int:
     """
     model = build(which, setting)
     x = batch_for(setting)
-    base = _status_kb("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")
+    base = status_kb("VmRSS")
+    reset_peak()
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(model(x, training=True))
     tape.gradient(loss, model.trainable_weights)
-    return (_status_kb("VmHWM") - base) * 1024
+    return (status_kb("VmHWM") - base) * 1024
 
 
 def rss_child(which: str, setting: str) -> int:

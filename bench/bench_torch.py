@@ -27,17 +27,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from bench_common import SETTINGS, reset_peak, status_kb  # noqa: E402
 from resnet_ae_torch_reference import ResNetAE  # noqa: E402
 
 import specgen.torch as sgt  # noqa: E402
-
-SETTINGS = {
-    "default": {"overrides": {}, "batch": 2},
-    "small": {
-        "overrides": {"n_levels": 3, "n_residual_blocks": 2, "input_shape": [64, 64, 3]},
-        "batch": 16,
-    },
-}
 
 
 def build(which: str, setting: str):
@@ -90,22 +83,15 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def peak_growth(which: str, setting: str) -> int:
     """Peak resident-set growth (bytes) of one forward+backward, measured in this process."""
     torch.manual_seed(0)
     model = build(which, setting).train()
     x = batch_for(setting, torch.device("cpu"), False)
-    base = _status_kb("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to the RSS now
+    base = status_kb("VmRSS")
+    reset_peak()
     step(model, x, None)
-    return (_status_kb("VmHWM") - base) * 1024
+    return (status_kb("VmHWM") - base) * 1024
 
 
 def rss_child(which: str, setting: str) -> int:
