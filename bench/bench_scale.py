@@ -22,6 +22,14 @@ generate size whose projected cost would exceed
 as measured there (or as "> budget" if it did not finish); nothing is extrapolated into the
 table. The cold start of ``python -m specgen validate`` on the 1,000-node spec is timed as a
 subprocess, and the CLI is checked to import neither torch nor tensorflow.
+
+Two more tables time validate on specs that are small graphs but much work to read (best of
+``--repeats``, in-process):
+
+- ``--chains``: N parameters, each one more than the one before, written last to first so that
+  they must be put in dependency order (N = 20,000 is about 380 KB of YAML);
+- ``--depths``: D blocks, each using the next; up to the nesting limit (64) the spec is valid,
+  beyond it validate stops with an error naming the chain, and the time is that of the error.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 import specgen  # noqa: E402
 from specgen.api import build_graph  # noqa: E402
+from specgen.errors import SpecErrors  # noqa: E402
 from specgen.generate import plan_outputs  # noqa: E402
 
 TARGETS = ("summary", "torch", "keras", "train")
@@ -78,6 +87,70 @@ def write_spec(folder: Path, target_nodes: int) -> Path:
     path = folder / f"scale_{levels}.yaml"
     path.write_text(SPEC.format(levels=levels), encoding="utf-8")
     return path
+
+
+def write_chain_spec(folder: Path, count: int) -> Path:
+    """``count`` chained parameters (``p1: ${p0 + 1}`` ...), written last to first."""
+    params = ["  p0: 1"] + [f"  p{i}: ${{p{i - 1} + 1}}" for i in range(1, count)]
+    lines = ["specgen: 1", f"name: chain_{count}", "parameters:", *reversed(params)]
+    lines += [
+        "input: {shape: [8, 8, 1]}",
+        "decoder:",
+        f"  - {{kind: conv2d, filters: '${{p{count - 1} - {count - 1}}}', kernel_size: 1}}",
+    ]
+    path = folder / f"chain_{count}.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_nested_spec(folder: Path, depth: int) -> Path:
+    """``depth`` blocks, each using the next in its layers; the last is one relu."""
+    lines = ["specgen: 1", f"name: nested_{depth}", "input: {shape: [8, 8, 1]}", "blocks:"]
+    for i in range(depth):
+        inner = f"{{block: b{i + 1}}}" if i + 1 < depth else "{kind: relu}"
+        lines.append(f"  b{i}: {{layers: [{inner}]}}")
+    lines += [
+        "encoder:",
+        "  - {block: b0}",
+        "decoder:",
+        "  - {kind: conv2d, filters: 1, kernel_size: 1}",
+    ]
+    path = folder / f"nested_{depth}.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def validate_outcome(path: Path) -> str:
+    """``ok`` or the first line of the error validate reports."""
+    try:
+        build_graph(path)
+    except SpecErrors as exc:
+        return "error: " + exc.errors[0].message.split(":", 1)[0]
+    return "ok"
+
+
+def time_reads(folder: Path, sizes: list[int], write, repeats: int) -> list[dict]:
+    rows = []
+    for size in sizes:
+        path = write(folder, size)
+        outcome = validate_outcome(path)
+        seconds = best_of(lambda p=path: validate_outcome(p), repeats)
+        rows.append(
+            {"size": size, "bytes": path.stat().st_size, "validate_s": seconds, "outcome": outcome}
+        )
+        print(f"  measured {path.stem}", file=sys.stderr, flush=True)
+    return rows
+
+
+def print_reads(title: str, label: str, rows: list[dict]) -> None:
+    print(title)
+    print()
+    print(f"| {label} | spec bytes | validate s | outcome |")
+    print("|---:|---:|---:|---|")
+    for r in rows:
+        cells = (f"{r['size']:,}", f"{r['bytes']:,}", f"{r['validate_s']:.3f}", r["outcome"])
+        print("| " + " | ".join(cells) + " |")
+    print()
 
 
 def best_of(fn, repeats: int) -> float:
@@ -165,6 +238,10 @@ def profile_generate(folder: Path, nodes: int, top: int) -> None:
     stats.sort_stats("cumulative").print_stats(top)
 
 
+def _sizes(text: str) -> list[int]:
+    return [int(s) for s in text.split(",") if s.strip()]
+
+
 def fmt_ratio(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
@@ -179,6 +256,16 @@ def main(argv: list[str] | None = None) -> int:
         default=45.0,
         help="seconds one generate size may take before it is run once, stopped at this limit "
         "('inf': no limit)",
+    )
+    ap.add_argument(
+        "--chains",
+        default="1000,2000,4000,20000",
+        help="parameter-chain lengths to validate ('' for none)",
+    )
+    ap.add_argument(
+        "--depths",
+        default="16,64,65,1000,10000",
+        help="depths of nested block uses to validate ('' for none)",
     )
     ap.add_argument("--json", type=Path, help="write the results to this file")
     ap.add_argument("--profile", type=int, metavar="NODES", help="only profile generate")
@@ -245,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         cli_path = write_spec(folder, CLI_SIZE)
         cli = cli_cold_start(cli_path, args.repeats)
         cli["nodes"] = len(build_graph(cli_path).nodes)
+        chains = time_reads(folder, _sizes(args.chains), write_chain_spec, args.repeats)
+        depths = time_reads(folder, _sizes(args.depths), write_nested_spec, args.repeats)
         total = time.perf_counter() - started
 
     for prev_row, row in zip([None] + rows[:-1], rows, strict=True):
@@ -314,6 +403,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"frameworks in sys.modules after in-process validate + generate: {loaded_after or 'none'}"
     )
+    print()
+    if chains:
+        print_reads("Parameter chains (p_i = p_(i-1) + 1, written last to first)", "N", chains)
+    if depths:
+        print_reads("Nested block uses (each block uses the next)", "depth", depths)
     print(f"whole run: {total:.1f} s")
 
     if args.json:
@@ -328,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
             "rows": rows,
             "growth_between_two_largest": growth,
             "cli_validate_cold_start": cli,
+            "parameter_chains": chains,
+            "nested_blocks": depths,
             "frameworks_loaded_in_process": loaded_after,
             "whole_run_s": total,
         }

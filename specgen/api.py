@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import Source, SpecErrors
+from .errors import Source, SpecError, SpecErrors, suggest
 from .graph import ModelGraph
 from .schema import SpecDocument
 
@@ -53,6 +53,10 @@ def build_graph(
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
     pairs = list(overrides.items()) if isinstance(overrides, Mapping) else list(overrides)
     pairs += list(kw_overrides.items())
+    # pairs from --set remember their text; the others are Python keyword arguments
+    problems = _keyword_problems(loaded, [p for p in pairs if not hasattr(p, "text")])
+    if problems:
+        raise SpecErrors(problems, loaded.source)
     try:
         values = params_mod.resolve(
             loaded.document.parameters, pairs, spec_name=loaded.document.name
@@ -60,3 +64,33 @@ def build_graph(
     except SpecErrors as exc:
         raise SpecErrors(exc.errors, loaded.source) from None
     return expand(loaded.document, values, loaded.source)
+
+
+def _keyword_problems(loaded: LoadedSpec, pairs: Sequence[tuple[str, Any]]) -> list[SpecError]:
+    """Keyword arguments that name no parameter of the spec, or give one a value of the wrong
+    type: located at the spec's parameters, with the nearest parameter name suggested."""
+    from .params import _type_problem
+
+    defaults = loaded.document.parameters
+    name_of_spec = loaded.document.name
+    problems = []
+    for name, value in pairs:
+        if name not in defaults:
+            listing = ", ".join(sorted(defaults))
+            has = f"{name_of_spec} has: {listing}" if defaults else f"{name_of_spec} has none"
+            near = suggest(str(name), defaults)
+            problems.append(
+                SpecError(
+                    f"unknown parameter '{name}' given as a keyword argument; {has}",
+                    ("parameters",),
+                    hint=f"did you mean '{near}'?" if near else None,
+                    key=True,
+                )
+            )
+            continue
+        problem = _type_problem(defaults[name], value)
+        if problem:
+            problems.append(
+                SpecError(f"keyword argument {name}: {problem}", ("parameters", name), key=True)
+            )
+    return problems

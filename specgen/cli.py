@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
-from .errors import SpecError, SpecErrors
+from .errors import SpecError, SpecErrors, terminal_safe
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -40,6 +40,15 @@ def _add_spec_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
     )
 
 
+def _add_allow_large(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-large",
+        action="store_true",
+        help="build the model even when its estimated memory (float32 parameters and "
+        "activations for the batch) exceeds the memory this machine has available",
+    )
+
+
 def _overrides(args) -> list[tuple[str, object]]:
     from .params import parse_override
 
@@ -53,12 +62,16 @@ def _graph(spec: str, args):
 
 
 def spec_files(paths: Sequence[str]) -> list[Path]:
-    """Spec files named on the command line; folders contribute their spec files, sorted."""
+    """Spec files named on the command line; folders contribute their spec files, sorted.
+
+    A folder's entry with a spec suffix that is not a regular file (a FIFO, a socket) is kept,
+    so that loading it reports it instead of it being skipped without a word."""
     out: list[Path] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            out.extend(sorted(f for f in p.iterdir() if f.suffix in SPEC_SUFFIXES and f.is_file()))
+            found = (f for f in p.iterdir() if f.suffix in SPEC_SUFFIXES and not f.is_dir())
+            out.extend(sorted(found))
         else:
             out.append(p)
     return out
@@ -76,7 +89,8 @@ def cmd_validate(args) -> int:
             continue
         t, nt, _ = g.counts()
         print(
-            f"{spec}: ok ({len(g.nodes)} layers, {t:,} trainable + {nt:,} non-trainable parameters)"
+            f"{terminal_safe(str(spec))}: ok ({len(g.nodes)} layers, {t:,} trainable + {nt:,} "
+            "non-trainable parameters)"
         )
     return status
 
@@ -108,8 +122,8 @@ def cmd_schema(args) -> int:
 
 
 def cmd_diagram(args) -> int:
-    from .diagram_render import FORMATS, diagram_files
-    from .generate import display_path, header
+    from .diagram_render import FORMATS, diagram_files, dot_available
+    from .generate import diagram_owner, display_path, header, print_report
     from .write import Plan, write_plan
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
@@ -123,8 +137,9 @@ def cmd_diagram(args) -> int:
             ]
         )
     files: dict[str, bytes] = {}
-    owned: list[str] = []
+    scopes: list[str] = []
     messages: list[str] = []
+    rendered = ("dot", *formats) if dot_available() else ("dot", "mermaid")
     for spec in spec_files(args.specs):
         graph = _graph(str(spec), args)
         label = header(display_path(spec)).strip("# \n")
@@ -139,13 +154,18 @@ def cmd_diagram(args) -> int:
             expand=args.expand,
         )
         files.update(drawn)
-        owned.append(f"{graph.name}/diagrams")
+        scopes += [
+            f"{graph.name}/diagrams:{'mmd' if f == 'mermaid' else f}"
+            for f in dict.fromkeys(("dot", *formats))
+            if f in rendered
+        ]
         messages += [n for n in notes if n not in messages]
     out = Path(args.output)
-    write_plan(Plan(files, tuple(owned), (".svg", ".png", ".pdf", ".mmd")), out, force=args.force)
+    plan = Plan(files, {rel: diagram_owner(rel) for rel in files}, tuple(scopes))
+    report = write_plan(plan, out, force=args.force)
     for m in messages:
         print(f"note: {m}", file=sys.stderr)
-    print(f"{out}: {len(files)} diagram files")
+    print_report(report, out, f"{len(files)} diagram files")
     return 0
 
 
@@ -154,11 +174,16 @@ def cmd_train(args) -> int:
     there; checkpoints, image grids and metrics go to OUT/<name>/run/."""
     import subprocess
 
+    from .extras import TRAINING, require
     from .generate import generate
+
+    framework = args.framework
+    require(TRAINING[framework], f"`specgen train --framework {framework}`", framework)
 
     spec = Path(args.spec)
     out = Path(args.output)
     targets = ("summary", args.framework, "train")
+    _check_memory_for_training(_graph(args.spec, args), args)
     status = generate([spec], out, _overrides(args), targets=targets)
     if status:
         return status
@@ -179,13 +204,25 @@ def cmd_train(args) -> int:
     return subprocess.call([sys.executable, str(script), *extra])
 
 
+def _check_memory_for_training(graph, args) -> None:
+    from .codegen.train_target import defaults
+    from .memory import batch_from_args, check_fits
+
+    batch = batch_from_args(args.script_args, defaults(graph)["batch_size"])
+    check_fits(graph, batch=batch, doing="train", training=True, allow_large=args.allow_large)
+
+
 def cmd_verify(args) -> int:
     from .verify import verify
 
     status = 0
     for spec in spec_files(args.specs):
         report = verify(
-            _graph(str(spec), args), seed=args.seed, batch=args.batch, tolerance=args.tolerance
+            _graph(str(spec), args),
+            seed=args.seed,
+            batch=args.batch,
+            tolerance=args.tolerance,
+            allow_large=args.allow_large,
         )
         sys.stdout.write(report.table())
         status |= 0 if report.ok else 1
@@ -195,7 +232,8 @@ def cmd_verify(args) -> int:
 def cmd_convert_weights(args) -> int:
     from .convert import convert_file
 
-    print(convert_file(_graph(args.spec, args), Path(args.source), Path(args.target)))
+    graph = _graph(args.spec, args)
+    print(convert_file(graph, Path(args.source), Path(args.target), allow_large=args.allow_large))
     return 0
 
 
@@ -297,6 +335,7 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--framework", choices=("torch", "keras"), default="torch")
     tr.add_argument("-o", "--output", default="out", help="output folder (default: out)")
     tr.epilog = "flags after -- go to the training script, e.g. -- --epochs 3 --data demo"
+    _add_allow_large(tr)
     ver = sub.add_parser("verify", help=COMMANDS["verify"][1])
     _add_spec_args(ver, many=True)
     ver.add_argument("--seed", type=int, default=0, help="seed of inputs and weights")
@@ -307,8 +346,10 @@ def parser() -> argparse.ArgumentParser:
         default=1e-4,
         help="largest absolute difference allowed (default 1e-4)",
     )
+    _add_allow_large(ver)
     cw = sub.add_parser("convert-weights", help=COMMANDS["convert-weights"][1])
     _add_spec_args(cw)
+    _add_allow_large(cw)
     cw.add_argument("source", metavar="FROM", help="weights to read (.safetensors or .weights.h5)")
     cw.add_argument("target", metavar="TO", help="file to write, in the other format")
     return p
@@ -336,8 +377,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # pragma: no cover
         return 0
-    except Exception:  # a bug: show it in full
-        traceback.print_exc()
+    except OSError as exc:  # the file system said no: the path and what to do
+        from .outdir import os_problem
+
+        print(SpecErrors([os_problem(exc, doing="use")]).render(), file=sys.stderr)
+        return 1
+    except Exception as exc:
+        from .extras import explain
+
+        missing = explain(exc, args.command, getattr(args, "framework", None))
+        if missing is not None:  # an optional framework is not installed (or is broken)
+            print(f"error: {missing}", file=sys.stderr)
+            return 1
+        traceback.print_exc()  # a bug: show it in full
         print(
             f"\nspecgen {__version__} hit an internal error (a bug, not a problem with your "
             "spec). Please report it with the traceback above and the spec that caused it.",

@@ -21,7 +21,10 @@ DOT_TIMEOUT = 60
 #: Layout limits passed to ``dot`` (crossing minimisation and network simplex iterations).
 DOT_LIMITS = ("-Gmclimit=2", "-Gnslimit=20", "-Gnslimit1=20")
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
+#: Controls, line separators and bidirectional controls (which reorder how a label reads).
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ufeff]"
+)
 
 
 def dot_string(text: str) -> str:

@@ -3,18 +3,27 @@
 A *user error* (:class:`SpecError`) is something the person who wrote the spec can fix. It carries
 the key path of the offending value inside the spec document (``("encoder", 1, "filters")``) and is
 rendered as ``file:line:col`` with the source line, a caret and a hint. Several user errors travel
-together as :class:`SpecErrors`, so that one run reports all of them.
+together as :class:`SpecErrors`, so that one run reports all of them. Rendering passes every piece
+of text that came from a spec or a file name through :func:`terminal_safe`, so no message can
+print a control or bidirectional character as it is.
 
 Anything else that escapes the pipeline is a bug in specgen and is shown with its traceback.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 PathItem = str | int
 Path = tuple[PathItem, ...]
+
+#: Unicode categories never printed as they are: controls (ESC starts sequences that clear the
+#: screen or set the window title; BEL, NUL, C1), format characters (the bidirectional controls
+#: U+202A-202E, U+2066-2069, U+200E/U+200F and U+061C that reorder what is shown, zero-width
+#: characters, U+FEFF), lone surrogates and the line/paragraph separators U+2028/U+2029.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 #: At most this many errors are printed; the rest are counted.
 MAX_PRINTED_ERRORS = 50
@@ -41,6 +50,8 @@ class Source:
     text: str
     value_pos: Mapping[Path, Pos] = field(default_factory=dict)
     key_pos: Mapping[Path, Pos] = field(default_factory=dict)
+    #: ``False`` for files without lines (weights files): errors name the file alone.
+    has_lines: bool = True
 
     def line_text(self, line: int) -> str:
         lines = self.text.splitlines()
@@ -65,6 +76,43 @@ class Source:
             if not probe:
                 return Pos(1, 1), ()
             probe = probe[:-1]
+
+
+_SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escape(char: str) -> str:
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control, bidirectional or invisible format character shown as an
+    escape (``\\x1b``, ``\\u202e``), so that it prints as it reads and cannot drive the terminal.
+
+    Everything else (backslashes included) is kept, so applying it twice changes nothing.
+    """
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(_escape(c) if unicodedata.category(c) in _UNSAFE_CATEGORIES else c for c in text)
+
+
+def display_width(text: str) -> int:
+    """Terminal columns that terminal-safe ``text`` takes (wide CJK characters count 2,
+    combining marks 0)."""
+    width = 0
+    for char in text:
+        if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me"):
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width
 
 
 def format_path(path: Sequence[PathItem]) -> str:
@@ -99,8 +147,8 @@ class SpecError(Exception):
         Exception.__init__(self, self.message)
         self.path = tuple(self.path)
 
-    def __str__(self) -> str:  # pragma: no cover - convenience for debugging
-        return self.message
+    def __str__(self) -> str:
+        return self.render(None)
 
     def with_note(self, note: str) -> SpecError:
         return SpecError(
@@ -108,27 +156,35 @@ class SpecError(Exception):
         )
 
     def render(self, source: Source | None) -> str:
+        """The located message as printed: every piece of spec or file text made terminal-safe
+        (:func:`terminal_safe`), the caret under the escaped source line."""
         src = self.source or source
+        safe = terminal_safe
         lines: list[str] = []
+        named_path = bool(self.path) and not all(isinstance(p, int) for p in self.path)
         if src is None:
-            where = format_path(self.path)
-            lines.append(f"<spec>: error: {self.message}")
+            lines.append(f"specgen: error: {safe(self.message)}")
             if self.path:
-                lines.append(f"  at {where}")
+                lines.append(f"  at {safe(format_path(self.path))}")
+        elif not src.has_lines:
+            lines.append(f"{safe(src.filename)}: error: {safe(self.message)}")
+            if named_path:
+                lines.append(f"  at {safe(format_path(self.path))}")
         else:
             pos, _ = src.locate(self.path, key=self.key)
-            lines.append(f"{src.filename}:{pos.line}:{pos.col}: error: {self.message}")
-            if self.path and not all(isinstance(p, int) for p in self.path):
-                lines.append(f"  at {format_path(self.path)}")
-            text = src.line_text(pos.line)
+            lines.append(f"{safe(src.filename)}:{pos.line}:{pos.col}: error: {safe(self.message)}")
+            if named_path:
+                lines.append(f"  at {safe(format_path(self.path))}")
+            text = src.line_text(pos.line).rstrip("\n")
             if text:
                 gutter = f"{pos.line:>5} | "
-                lines.append(gutter + text.rstrip("\n"))
-                lines.append(" " * (len(gutter) - 2) + "| " + " " * (pos.col - 1) + "^")
+                pad = display_width(safe(text[: pos.col - 1]))
+                lines.append(gutter + safe(text))
+                lines.append(" " * (len(gutter) - 2) + "| " + " " * pad + "^")
         for note in self.notes:
-            lines.append(f"  note: {note}")
+            lines.append(f"  note: {safe(note)}")
         if self.hint:
-            lines.append(f"  hint: {self.hint}")
+            lines.append(f"  hint: {safe(self.hint)}")
         return "\n".join(lines)
 
 
@@ -142,6 +198,9 @@ class SpecErrors(Exception):
         self.errors = list(unique.values())
         self.source = source
         super().__init__(f"{len(self.errors)} error(s) in spec")
+
+    def __str__(self) -> str:
+        return self.render()
 
     def render(self, source: Source | None = None, limit: int = MAX_PRINTED_ERRORS) -> str:
         src = source or self.source

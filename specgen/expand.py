@@ -13,7 +13,8 @@ one error a tensor's shape is unknown and nothing downstream of it reports again
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections import ChainMap
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +23,9 @@ from pydantic import BaseModel, ValidationError
 
 from . import expr
 from .errors import Path, Source, SpecError, SpecErrors, choices_hint, format_path, suggest
-from .graph import INPUT, Group, ModelGraph, Node, Part, SkipPath, TensorRef
+from .graph import INPUT, Group, ModelGraph, Node, Part, SkipPath, TensorRef, find_cycle
 from .layers import REGISTRY, LayerConfig, Shape, ShapeError, fmt_shape
-from .names import check_identifier
+from .names import check_identifier, identifier_hint
 from .schema import (
     BUILTIN_VARIABLES,
     BlockItem,
@@ -53,6 +54,15 @@ MAX_REPEAT = 10_000
 MAX_PARAMETERS = 10**10
 #: The widest dense layer a bottleneck may need to rebuild the encoder's output.
 MAX_DENSE_WIDTH = 1 << 20
+#: How deep groups may nest (``encoder.a.b`` is 2 deep): each group, loop or levels iteration,
+#: block instance and skip path is one; a block's groups count where the block is used. Lists of
+#: items may nest one deeper (a part's own list is the first).
+MAX_NESTING = 64
+#: Expansion steps one spec may take: every item visited (also one whose ``when`` is false),
+#: every loop or levels iteration and every block instance counts, whether or not it makes layers.
+MAX_STEPS = 500_000
+#: Errors collected while expanding (expansion then stops).
+MAX_ERRORS = 200
 
 
 class _Abort(Exception):
@@ -64,7 +74,7 @@ class _Scope:
     prefix: str
     part: str
     input: TensorRef | None
-    env: dict[str, Any]
+    env: Mapping[str, Any]
     names: dict[str, TensorRef | None] = field(default_factory=dict)
     folded: dict[str, str] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
@@ -85,7 +95,7 @@ class _SkipInstance:
     merge: str
     merge_name: str
     layers: list
-    env: dict[str, Any]
+    env: Mapping[str, Any]
     path: Path
 
 
@@ -122,6 +132,11 @@ class Expander:
         self.input_shape: Shape | None = None
         #: key paths of layer items the pre-pass rejected (unknown fields)
         self.rejected: set[Path] = set()
+        #: expansion steps taken so far, and how deep lists of items are nested now
+        self.steps = 0
+        self.depth = 0
+        #: the drafts' edges, for explaining references that make a cycle
+        self.draft_graph: nx.DiGraph | None = None
 
     # -- errors and locations ------------------------------------------------------------------
     def error(
@@ -134,6 +149,21 @@ class Expander:
         notes: Iterable[str] = (),
     ) -> None:
         self.errors.append(SpecError(message, path, hint=hint, key=key, notes=tuple(notes)))
+        if len(self.errors) >= MAX_ERRORS:
+            raise _Abort
+
+    def step(self, path: Path, notes=()) -> None:
+        """Count one expansion step; past :data:`MAX_STEPS` expansion stops with an error."""
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            self.error(
+                f"expanding the spec takes more than {MAX_STEPS:,} steps (items, loop "
+                "iterations and block instances, also those that make no layers)",
+                path,
+                hint="loops, levels and repeats nested in each other multiply their counts",
+                notes=notes,
+            )
+            raise _Abort
 
     def where(self, path: Path) -> str:
         if self.source is None:
@@ -191,7 +221,9 @@ class Expander:
             return None
         problem = check_identifier(got)
         if problem:
-            self.error(f"invalid {what} {got!r}: {problem}", path, notes=notes)
+            self.error(
+                f"invalid {what} {got!r}: {problem}", path, identifier_hint(got), notes=notes
+            )
             if scope is not None and isinstance(got, str):
                 scope.names.setdefault(got, None)
             return None
@@ -290,11 +322,30 @@ class Expander:
         default); returns the last output."""
         if current is ...:
             current = scope.input
-        scope_env = dict(scope.env)
-        scope_env.update(self.shape_env(self.shape_of(scope.input)))
+        if not items:
+            return current
+        if self.depth > MAX_NESTING:
+            self.error(
+                f"items nest more than {MAX_NESTING} levels deep, in "
+                f"'{_chain(scope.prefix.split('.'), '.')}'",
+                path,
+                hint=f"blocks in use: {_chain(self.block_stack)}" if self.block_stack else None,
+                notes=scope.notes[:3],
+            )
+            raise _Abort
+        self.depth += 1
+        try:
+            return self._expand_items(items, scope, path, current)
+        finally:
+            self.depth -= 1
+
+    def _expand_items(self, items: list, scope: _Scope, path: Path, current) -> TensorRef | None:
+        if len(self.errors) >= MAX_ERRORS:
+            raise _Abort
+        env = _extend(scope.env, self.shape_env(self.shape_of(scope.input)))
         for i, item in enumerate(items):
             ipath = path + (i,)
-            env = dict(scope_env)
+            self.step(ipath, scope.notes)
             if not self.eval_bool(item.when, env, ipath + ("when",), scope.notes):
                 continue
             if not isinstance(item, LayerItem) and item.inputs is not None:
@@ -506,6 +557,15 @@ class Expander:
         )
 
     def add_group(self, full: str, scope: _Scope, path: Path, block: str | None = None) -> None:
+        if full.count(".") > MAX_NESTING:
+            self.error(
+                f"groups nest more than {MAX_NESTING} levels deep: "
+                f"'{_chain(full.split('.'), '.')}'",
+                path,
+                hint=f"blocks in use: {_chain(self.block_stack)}" if self.block_stack else None,
+                notes=scope.notes[:3],
+            )
+            raise _Abort
         self.groups.append(
             Group(full, scope.part, block, scope.role == "skip", len(self.drafts), path)
         )
@@ -516,7 +576,7 @@ class Expander:
         if not full:
             return None
         self.add_group(full, scope, ipath, item.origin)
-        child = self.child_scope(scope, full, current, dict(scope.env))
+        child = self.child_scope(scope, full, current, scope.env)
         out = self.expand_items(item.layers, child, ipath + ("layers",))
         return self.publish(scope, local, out)
 
@@ -537,10 +597,9 @@ class Expander:
                 if full is None:
                     return None
                 self.add_group(full, child, ipath)
-                inner = self.child_scope(child, full, out, dict(child.env))
+                inner = self.child_scope(child, full, out, child.env)
                 use = BlockItem(block=item.block, name="block", args=item.args, repeat=item.repeat)
-                block_env = dict(child.env)
-                block_env.update(self.shape_env(self.shape_of(out)))
+                block_env = _extend(child.env, self.shape_env(self.shape_of(out)))
                 out = self.publish(
                     child, "blocks", self.expand_block_use(use, inner, out, block_env, ipath)
                 )
@@ -563,13 +622,13 @@ class Expander:
                 self.error(f"'{var_name}' is bound by specgen itself", ipath + (where,))
                 return None
         for k, value in enumerate(values):
+            self.step(ipath, scope.notes)
             local = f"{stem}{k}"
             full = self.claim(scope, local, ipath + ("name",), scope.notes)
             if full is None:
                 return None
             self.add_group(full, scope, ipath)
-            loop_env = dict(scope.env)
-            loop_env[var] = value
+            loop_env = _extend(scope.env, {var: value})
             if index:
                 loop_env[index] = k
             child = self.child_scope(scope, full, current, loop_env)
@@ -587,7 +646,7 @@ class Expander:
         args = self.try_evaluate(dict(item.args), env, ipath + ("args",), scope.notes)
         if args is _FAILED:
             return None
-        block_env = dict(self.params)
+        block_env = ChainMap({}, self.params)
         ok = True
         for pname, default in bdef.params.items():
             if pname in args:
@@ -636,12 +695,13 @@ class Expander:
         self.block_stack.append(item.block)
         try:
             for local in locals_:
+                self.step(ipath, scope.notes)
                 full = self.claim(scope, local, ipath, scope.notes)
                 if full is None:
                     return None
                 self.add_group(full, scope, ipath, item.block)
                 child = self.child_scope(
-                    scope, full, current, dict(block_env), notes=(note,) + scope.notes
+                    scope, full, current, block_env, notes=(note,) + scope.notes
                 )
                 out = self.expand_items(bdef.layers, child, ("blocks", item.block, "layers"))
                 current = self.publish(scope, local, out)
@@ -653,7 +713,7 @@ class Expander:
     def collect_skips(self) -> None:
         for s, spec in enumerate(self.doc.skips):
             spath = ("skips", s)
-            env = dict(self.params)
+            env = self.params
             if spec.for_ is not None or spec.in_ is not None:
                 if spec.for_ is None or spec.in_ is None:
                     self.error("a looping skip needs both 'for' and 'in'", spath)
@@ -666,7 +726,7 @@ class Expander:
                 if values is None or var is None or (spec.index and index is None):
                     continue
                 iterations = [
-                    (k, {**env, var: v, **({spec.index: k} if spec.index else {})})
+                    (k, _extend(env, {var: v, **({spec.index: k} if spec.index else {})}))
                     for k, v in enumerate(values)
                 ]
                 numbered = True
@@ -675,6 +735,7 @@ class Expander:
                 numbered = False
             instances = []
             for k, ienv in iterations:
+                self.step(spath, ())
                 inst = self.skip_instance(spec, spath, ienv, k if numbered else None)
                 if inst is not None:
                     instances.append(inst)
@@ -758,8 +819,7 @@ class Expander:
                     outs.append(None)
                     continue
                 self.add_group(full, _Scope(full, scope.part, None, {}, role="skip"), inst.path)
-                env = dict(inst.env)
-                env.update(self.shape_env(self.shape_of(src)))
+                env = _extend(inst.env, self.shape_env(self.shape_of(src)))
                 child = _Scope(full, scope.part, src, env, role="skip", skip=full)
                 out = self.expand_items(inst.layers, child, inst.path + ("layers",))
                 scope.names[inst.name] = out
@@ -792,7 +852,7 @@ class Expander:
     # -- parts ---------------------------------------------------------------------------------
     def build_bottleneck(self, current: TensorRef | None) -> tuple[TensorRef | None, dict]:
         raw = self.doc.bottleneck.model_dump(by_alias=True)
-        scope = _Scope("bottleneck", "bottleneck", current, dict(self.params), role="bottleneck")
+        scope = _Scope("bottleneck", "bottleneck", current, self.params, role="bottleneck")
         self.part_scopes["bottleneck"] = scope
         outputs: dict[str, TensorRef | None] = {}
         try:
@@ -903,9 +963,9 @@ class Expander:
             raise SpecErrors(self.errors, self.source)
         self.collect_skips()
         inp = TensorRef(INPUT)
-        enc = _Scope("encoder", "encoder", inp, dict(self.params))
+        enc = _Scope("encoder", "encoder", inp, self.params)
         self.part_scopes["encoder"] = enc
-        self.part_scopes["decoder"] = _Scope("decoder", "decoder", None, dict(self.params))
+        self.part_scopes["decoder"] = _Scope("decoder", "decoder", None, self.params)
         enc_out = self.expand_items(doc.encoder, enc, ("encoder",))
         enc_out = self.finish_part("encoder", enc_out)
         self.bottleneck_cfg = None
@@ -980,7 +1040,12 @@ class Expander:
         for name, bdef in self.doc.blocks.items():
             problem = check_identifier(name)
             if problem:
-                self.error(f"invalid block name: {problem}", ("blocks", name), key=True)
+                self.error(
+                    f"invalid block name: {problem}",
+                    ("blocks", name),
+                    identifier_hint(name),
+                    key=True,
+                )
             for pname in bdef.params:
                 problem = check_identifier(pname, allow_reserved=True)
                 if problem is None and pname in BUILTIN_VARIABLES:
@@ -996,15 +1061,24 @@ class Expander:
             self.check_items(items, section, uses)
         for bname in self.doc.blocks:
             uses.add_node(("block", bname))
-        try:
-            cycle = nx.find_cycle(uses.subgraph([n for n in uses if n[0] == "block"]))
-        except nx.NetworkXNoCycle:
-            cycle = None
+        blocks = uses.subgraph([n for n in uses if n[0] == "block"])
+        cycle = find_cycle(blocks)
         if cycle:
-            chain = " -> ".join([u[1] for u, _ in cycle] + [cycle[0][0][1]])
+            chain = " -> ".join(u[1] for u in cycle)
             self.error(
-                f"blocks use each other in a cycle: {chain}", ("blocks", cycle[0][0][1]), key=True
+                f"blocks use each other in a cycle: {chain}", ("blocks", cycle[0][1]), key=True
             )
+            raise _Abort  # expanding them would not end
+        deepest = [u[1] for u in nx.dag_longest_path(blocks)]
+        if len(deepest) > MAX_NESTING:
+            self.error(
+                f"blocks use each other {len(deepest)} deep, more than the limit of "
+                f"{MAX_NESTING}: {_chain(deepest)}",
+                ("blocks", deepest[0]),
+                hint="each block here uses the next one in its layers",
+                key=True,
+            )
+            raise _Abort
 
     def item_lists(self):
         yield ("encoder",), self.doc.encoder
@@ -1115,10 +1189,12 @@ class Expander:
                 )
 
     def cycle_through(self, source: str, consumer: str) -> list[str] | None:
-        g = nx.DiGraph()
-        for d in self.drafts.values():
-            for r in d.inputs:
-                g.add_edge(r.node, d.name)
+        g = self.draft_graph
+        if g is None:  # built once: every reference reported after expansion asks
+            g = self.draft_graph = nx.DiGraph()
+            for d in self.drafts.values():
+                for r in d.inputs:
+                    g.add_edge(r.node, d.name)
         # a group name stands for its last node
         src = source
         if src not in g and self.tensors.get(src) is not None:
@@ -1178,6 +1254,23 @@ class _EvalFailed(Exception):
 _FAILED = object()
 #: Set in an environment whose scope input has no known shape (after an earlier error).
 _UNKNOWN_SHAPE = "__unknown_shape__"
+
+
+def _extend(env: Mapping[str, Any], values: dict[str, Any]) -> ChainMap:
+    """``env`` with ``values`` bound on top of it; ``env`` is shared, not copied (copying
+    every parameter into every scope would make expansion quadratic)."""
+    if not values:
+        return env
+    if isinstance(env, ChainMap):
+        return env.new_child(values)
+    return ChainMap(values, env)
+
+
+def _chain(names: list[str], glue: str = " -> ") -> str:
+    """``a -> b -> c``, with the middle of a long chain left out."""
+    gap = "[...]" if glue == "." else "..."
+    shown = names if len(names) <= 8 else [*names[:4], gap, *names[-3:]]
+    return glue.join(shown)
 
 
 def _near(name: str, known: Iterable[str]) -> str | None:

@@ -10,18 +10,22 @@ allow-list of constructs; nothing is compiled or executed. Every intermediate va
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import operator
 import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from specgen.errors import choices_hint
+from specgen.errors import choices_hint, suggest
 
 MAX_EXPR_CHARS = 500
 MAX_INT_BITS = 64
 MAX_SEQ_LEN = 10_000
 MAX_AST_NODES = 200
+#: Names compared with a misspelt one when looking for a suggestion (the hint stays cheap when a
+#: spec defines thousands of parameters).
+MAX_HINT_NAMES = 500
 
 _INT_LIMIT = 2 ** (MAX_INT_BITS - 1)
 _UNEXPECTED = (ArithmeticError, TypeError, ValueError, LookupError, RecursionError, MemoryError)
@@ -200,7 +204,10 @@ def _format(value: object, text: str) -> str:
 # --- parsing and checks --------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse(text: str) -> ast.Expression:
+    """The syntax tree of one expression (cached: loops evaluate the same text many times;
+    the trees are only read)."""
     if not text:
         raise ExprError("empty expression '${}'", hint="write an expression, e.g. ${level + 1}")
     if len(text) > MAX_EXPR_CHARS:
@@ -306,8 +313,7 @@ class _Evaluator:
             return _CONSTANT_NAMES[node.id]
         if node.id in self.variables:
             return _copy(self.variables[node.id])
-        known = [k for k in self.variables if isinstance(k, str) and not k.startswith("_")]
-        hint = choices_hint(node.id, known, "known names") if known else "no names are defined here"
+        hint = _unknown_name_hint(node.id, self.variables)
         if node.id in FUNCTIONS:
             hint = f"'{node.id}' is a function; call it, e.g. {node.id}(x)"
         raise ExprError(f"unknown name '{node.id}'", hint=hint)
@@ -410,6 +416,20 @@ class _Evaluator:
         if node.keywords:
             raise ExprError("keyword arguments are not allowed in expressions")
         return _call(name, [self.eval(arg) for arg in node.args])
+
+
+def _unknown_name_hint(name: str, variables: Mapping[str, object]) -> str:
+    known = [k for k in variables if isinstance(k, str) and not k.startswith("_")]
+    if not known:
+        return "no names are defined here"
+    if len(known) <= MAX_HINT_NAMES:
+        return choices_hint(name, known, "known names")
+    # names of about the same length, the same length first: the others are rarely close
+    alike = sorted((abs(len(k) - len(name)), k) for k in known if abs(len(k) - len(name)) <= 1)
+    alike = [k for _, k in alike[:MAX_HINT_NAMES]]
+    near = suggest(name, alike)
+    count = f"{len(known):,} names are defined here"
+    return f"did you mean '{near}'? {count}" if near else count
 
 
 def _power(base: int | float, exp: int | float) -> int | float:

@@ -28,22 +28,48 @@ from .write import MARKER, Plan, stale_files, write_plan
 SCHEMA_FILE = "specgen.schema.json"
 
 
+#: Characters of a spec's path printed as they are in headers, docstrings and figures; every
+#: other byte of its UTF-8 form is printed as %XX, so a file name can never end a comment or a
+#: string, start a line, carry markup or a terminal control sequence.
+_PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-+/@,=~%")
+
+
+def safe_label(text: str) -> str:
+    """``text`` (a file path from outside) as inert printable ASCII, e.g. ``my%22spec.yaml``."""
+    out = []
+    for ch in text:
+        if ch in _PLAIN:
+            out.append(ch)
+        else:
+            out.extend(f"%{b:02X}" for b in ch.encode("utf-8", "surrogateescape"))
+    # "--" may not appear inside an XML comment (the SVG figures carry the header in one)
+    return "".join(out).replace("--", "-%2D")
+
+
 def header(spec_file: str, comment: str = "#") -> str:
-    return f"{comment} {MARKER} from {spec_file} — do not edit\n"
+    return f"{comment} {MARKER} from {safe_label(spec_file)} — do not edit\n"
 
 
 def display_path(path: Path) -> str:
     """The spec's path as written in headers: relative to the working folder when inside it,
-    POSIX separators, so output does not depend on where the repository lives."""
+    POSIX separators, so output does not depend on where the repository lives; made inert by
+    :func:`safe_label`."""
     try:
-        rel = path.resolve().relative_to(Path.cwd().resolve())
-        return rel.as_posix()
-    except ValueError:
-        return path.name
+        rel = path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except (ValueError, OSError):
+        rel = path.name
+    return safe_label(rel)
 
 
 #: What ``generate`` can write, per spec; ``--target`` picks among them (all by default).
 TARGETS = ("summary", "torch", "keras", "train", "diagrams")
+
+
+def diagram_owner(rel: str) -> str:
+    """``resnet_ae/diagrams/encoder.pdf`` -> ``resnet_ae/diagrams:pdf``: figures of one format
+    are produced together, so a run that draws PDFs owns (and may remove) only the PDFs."""
+    spec, _, name = rel.partition("/diagrams/")
+    return f"{spec}/diagrams:{name.rsplit('.', 1)[-1]}"
 
 
 def spec_outputs(graph, spec_label: str, targets: Sequence[str] = TARGETS) -> dict[str, bytes]:
@@ -93,7 +119,8 @@ def plan_outputs(
     from .jsonschema import schema_text
 
     files: dict[str, bytes] = {SCHEMA_FILE: schema_text().encode("utf-8")}
-    owned: list[str] = []
+    owners: dict[str, str] = {SCHEMA_FILE: "schema"}
+    scopes: list[str] = ["schema"]
     errors: list[SpecErrors] = []
     names: dict[str, Path] = {}
     for spec in specs:
@@ -116,20 +143,42 @@ def plan_outputs(
             continue
         names[graph.name] = spec
         try:
-            files.update(spec_outputs(graph, display_path(spec), targets))
+            produced = spec_outputs(graph, display_path(spec), targets)
         except SpecErrors as exc:
             errors.append(SpecErrors(exc.errors, exc.source or _source_of(spec)))
             continue
-        owned.append(graph.name)
+        files.update(produced)
+        owners.update({rel: owner_of(rel) for rel in produced})
+        scopes += [f"{graph.name}/{t}" for t in targets if t != "diagrams"]
+        if "diagrams" in targets:
+            from .diagram_render import dot_available
+
+            # without dot no SVG is drawn: the SVGs already there are left alone
+            scopes += [
+                f"{graph.name}/diagrams:{ext}" for ext in ("dot", "svg")[: 1 + dot_available()]
+            ]
     if errors:
         raise _Many(errors)
-    keep: tuple[str, ...] = ()
-    if "diagrams" in targets:
-        from .diagram_render import dot_available
+    return Plan(files, owners, tuple(scopes))
 
-        if not dot_available():
-            keep = (".svg", ".png", ".pdf")
-    return Plan(files, tuple(owned), keep)
+
+#: output kind of each file ``generate`` writes in a spec's folder
+_KIND = {
+    "expanded.yaml": "summary",
+    "summary.txt": "summary",
+    "torch_model.py": "torch",
+    "keras_model.py": "keras",
+    "train_torch.py": "train",
+    "train_keras.py": "train",
+}
+
+
+def owner_of(rel: str) -> str:
+    """Which spec and output kind a planned file belongs to (see :class:`write.Plan`)."""
+    if "/diagrams/" in rel:
+        return diagram_owner(rel)
+    spec, _, name = rel.partition("/")
+    return f"{spec}/{_KIND[name]}"
 
 
 def _source_of(spec: Path):
@@ -175,11 +224,25 @@ def generate(
             return 1
         print(f"{out}: {len(plan.files)} generated files up to date")
         return 0
-    changed = write_plan(plan, out, force=force)
+    report = write_plan(plan, out, force=force)
     for message in _MESSAGES:
         print(f"note: {message}", file=sys.stderr)
     _MESSAGES.clear()
-    print(
-        f"{out}: {len(plan.files)} files for {len(plan.owned_dirs)} spec(s), {len(changed)} changed"
-    )
+    n_specs = len({rel.split("/")[0] for rel in plan.files if "/" in rel})
+    print_report(report, out, f"{len(plan.files)} files for {n_specs} spec(s)")
     return 0
+
+
+def print_report(report, out: Path, what: str) -> None:
+    """One line of totals, then every file written or removed by name (stdout), and every note
+    and kept leftover (stderr)."""
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for rel, why in report.kept:
+        print(f"note: kept {out / rel}: {why}", file=sys.stderr)
+    print(f"{out}: {what}, {len(report.written)} written, {len(report.removed)} removed")
+    if len(report.written) <= 12:
+        for rel in report.written:
+            print(f"  wrote {out / rel}")
+    for rel in report.removed:
+        print(f"  removed {out / rel}  (no longer generated)")

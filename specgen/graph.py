@@ -241,3 +241,26 @@ class ModelGraph:
 
     def consumers(self, name: str) -> list[str]:
         return sorted(set(self.nx.successors(name)))
+
+
+def find_cycle(g: nx.DiGraph) -> list | None:
+    """A cycle of ``g`` as its vertices, the first repeated at the end (``[a, b, a]``); None if
+    there is none.
+
+    Linear in the size of ``g`` (networkx's own ``find_cycle`` restarts its search from every
+    vertex, which is quadratic on long chains): the cycle is looked for only inside the
+    strongly connected component that holds the earliest cyclic vertex, where the first
+    depth-first descent from that vertex meets it. Ties are broken by insertion order.
+    """
+    if nx.is_directed_acyclic_graph(g):
+        return None
+    order = {v: i for i, v in enumerate(g)}
+    cyclic = [
+        c
+        for c in nx.strongly_connected_components(g)
+        if len(c) > 1 or any(g.has_edge(v, v) for v in c)
+    ]
+    component = min(cyclic, key=lambda c: min(order[v] for v in c))
+    start = min(component, key=order.__getitem__)
+    edges = nx.find_cycle(g.subgraph(component), source=start)
+    return [u for u, _ in edges] + [edges[0][0]]

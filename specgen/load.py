@@ -27,6 +27,7 @@ import json
 import math
 import os
 import re
+import stat
 
 import yaml
 
@@ -39,6 +40,8 @@ MAX_NODES = 200_000
 MAX_INT_DIGITS = 30
 #: Loading stops after this many errors.
 MAX_ERRORS = 200
+#: Spec files are read as bytes on every platform.
+_O_BINARY = getattr(os, "O_BINARY", 0)
 
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _TRUE = frozenset({"true", "True", "TRUE"})
@@ -554,6 +557,27 @@ def _too_large(filename: str, size: int) -> SpecErrors:
     return SpecErrors([SpecError(message, source=source)], source)
 
 
+def file_kind(mode: int) -> str | None:
+    """What a file that is not a regular file is (``a FIFO``), for messages; None for a regular
+    file."""
+    if stat.S_ISREG(mode):
+        return None
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    return next((what for test, what in kinds if test(mode)), "a special file")
+
+
+def _not_a_file(filename: str, mode: int) -> SpecErrors:
+    source = Source(filename, "")
+    message = f"cannot read spec file '{filename}': it is {file_kind(mode)}, not a regular file"
+    return SpecErrors([SpecError(message, source=source)], source)
+
+
 def load_text(text: str, filename: str) -> tuple[object, Source]:
     """Load spec ``text``; JSON if ``filename`` ends in ``.json``, YAML otherwise.
 
@@ -582,10 +606,20 @@ def load_file(path: str | os.PathLike) -> tuple[object, Source]:
     if isinstance(filename, bytes):
         filename = os.fsdecode(filename)
     try:
-        with open(filename, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > MAX_SPEC_BYTES:
-                raise _too_large(filename, size)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; what was opened is then checked
+        # on the descriptor itself, so it cannot be swapped after a check of the path
+        fd = os.open(filename, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | _O_BINARY)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise _not_a_file(filename, info.st_mode)
+            if info.st_size > MAX_SPEC_BYTES:
+                raise _too_large(filename, info.st_size)
+            handle = open(fd, "rb")  # takes fd over; closed by the with below
+        except BaseException:
+            os.close(fd)
+            raise
+        with handle:
             data = handle.read(MAX_SPEC_BYTES + 1)
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)

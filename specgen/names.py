@@ -1,9 +1,17 @@
 """What a name in a spec may be.
 
-Node, group, parameter, block and loop-variable names become Python identifiers and attribute
-names in generated code, keys in diagrams and parts of file names, so they are held to one rule:
-ASCII letters, digits and underscores, starting with a letter, at most 64 characters, and none of
-the words that would shadow something in generated code.
+Node, group, parameter, block and loop-variable names become attribute names in generated code,
+keys in diagrams and parts of file names, so they are held to one rule: ASCII letters, digits and
+underscores, starting with a letter, at most 64 characters, and none of the words that would
+collide with something in generated code. Generated modules are ``torch.nn.Module`` and
+``keras.layers.Layer`` subclasses whose attributes are the spec's names, so the frameworks' own
+attributes (:mod:`specgen.framework_attributes`) are among those words. Reserved words are
+matched regardless of letter case, as names in one scope are (``Compile`` is as reserved as
+``compile``); Python's keywords and builtins are matched exactly, as Python does.
+
+Class names, local variables and every other identifier of generated code are derived from the
+spec's names by :mod:`specgen.codegen.namespace`, which steers clear of what the generated file
+defines itself (``COMPILE``, ``F``, ``build_model``, ...), so those words are free to use here.
 """
 
 from __future__ import annotations
@@ -12,13 +20,15 @@ import builtins
 import keyword
 import re
 
+from .framework_attributes import framework_attribute
+
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 
-#: Words that are attributes or methods of torch.nn.Module / keras.Model / keras.Layer, names the
-#: generated files import, or names specgen binds itself.
+#: Words specgen binds itself: references and shape variables, the methods and attributes of the
+#: classes it generates, and the names every method of a class sees.
 RESERVED = frozenset(
     {
-        # bound by specgen
+        # references and shape variables
         "input",
         "inputs",
         "output",
@@ -26,91 +36,40 @@ RESERVED = frozenset(
         "in_channels",
         "in_height",
         "in_width",
-        # modules generated code imports
-        "torch",
-        "nn",
-        "F",
-        "keras",
-        "tf",
-        "layers",
-        "ops",
-        "np",
-        "math",
-        "os",
-        "sys",
-        # framework attributes and methods
-        "forward",
-        "call",
-        "build",
-        "training",
-        "trainable",
-        "parameters",
-        "modules",
-        "children",
-        "state_dict",
-        "load_state_dict",
-        "apply",
-        "to",
-        "cpu",
-        "cuda",
-        "eval",
-        "train",
-        "half",
-        "float",
-        "double",
-        "type",
-        "register_buffer",
-        "register_parameter",
-        "add_module",
-        "zero_grad",
-        "weights",
-        "variables",
-        "summary",
-        "compile",
-        "fit",
-        "predict",
-        "evaluate",
+        # methods and attributes of generated classes
         "encode",
         "decode",
-        "name",
-        "dtype",
-        # further keras.Layer / keras.Model attributes
-        "losses",
-        "metrics",
-        "built",
-        "path",
-        "add_weight",
-        "add_loss",
-        "get_config",
-        "from_config",
-        "count_params",
-        "optimizer",
-        "loss",
-        "input_spec",
-        "trainable_weights",
-        "non_trainable_weights",
-        "submodules",
-        "stateless",
-        "seed_generator",
+        "reparameterize",
         "noise",
         "codebook",
-        # further torch.nn.Module attributes
-        "buffers",
-        "named_modules",
-        "get_submodule",
-        "extra_repr",
         "embedding",
+        "seed_generator",
+        "stateless",
+        "submodules",
+        "optimizer",
+        # what a method sees
         "self",
         "cls",
         "super",
     }
 )
 
+_RESERVED_FOLDED = {word.casefold(): word for word in RESERVED}
+
 _BUILTINS = frozenset(dir(builtins))
+
+#: The hint given with a name that is a framework's attribute.
+FRAMEWORK_HINT = (
+    "attribute paths in generated code are the spec's node and group names, so they can't "
+    "reuse the frameworks' own attributes; rename it"
+)
 
 
 def check_identifier(name: object, *, allow_reserved: bool = False) -> str | None:
-    """Why ``name`` cannot be a spec name, or None when it can."""
+    """Why ``name`` cannot be a spec name, or None when it can.
+
+    ``allow_reserved`` admits the reserved words and framework attributes (for parameter names,
+    which never reach generated code)."""
     if not isinstance(name, str):
         return f"a name must be a string, not {type(name).__name__}"
     if not _IDENTIFIER.fullmatch(name):
@@ -127,6 +86,30 @@ def check_identifier(name: object, *, allow_reserved: bool = False) -> str | Non
         return "a name may not start or end with '__'"
     if name in _BUILTINS:
         return f"'{name}' is a Python builtin"
-    if not allow_reserved and name in RESERVED:
-        return f"'{name}' is reserved in generated code"
+    if allow_reserved:
+        return None
+    word = _RESERVED_FOLDED.get(name.casefold())
+    if word is not None:
+        if word == name:
+            return f"'{name}' is reserved in generated code"
+        return (
+            f"'{name}' differs only by letter case from '{word}', which is reserved in generated "
+            "code"
+        )
+    found = framework_attribute(name)
+    if found is not None:
+        attribute, what = found
+        if attribute == name:
+            return f"'{name}' is a {what}, reserved in generated code"
+        return (
+            f"'{name}' differs only by letter case from '{attribute}', a {what} reserved in "
+            "generated code"
+        )
+    return None
+
+
+def identifier_hint(name: object) -> str | None:
+    """How to fix a name :func:`check_identifier` rejects, where there is more to say."""
+    if isinstance(name, str) and framework_attribute(name) is not None:
+        return FRAMEWORK_HINT
     return None

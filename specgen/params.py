@@ -15,10 +15,13 @@ import networkx as nx
 
 from . import expr
 from .errors import Pos, Source, SpecError, SpecErrors, suggest
+from .graph import find_cycle
 from .names import check_identifier
 from .schema import BUILTIN_VARIABLES
 
 _CONSTANT_NAMES = {"true", "false", "none", "True", "False", "None"}
+#: Characters YAML reads as line breaks: a --set value is one line, so nothing can follow it.
+_LINE_BREAKS = "\n\r\x85\u2028\u2029"
 
 
 class Override(tuple):
@@ -40,7 +43,8 @@ def _show(value: Any) -> str:
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """``"n_levels=3"`` -> ``("n_levels", 3)``; the value is read as a YAML scalar or flow list."""
+    """``"n_levels=3"`` -> ``("n_levels", 3)``; the value is read as one YAML scalar or flow
+    collection on one line (a line break would let more YAML follow it)."""
     from .load import load_text
 
     source = Source("--set", text)
@@ -51,13 +55,27 @@ def parse_override(text: str) -> tuple[str, Any]:
             [SpecError(f"--set expects NAME=VALUE, got {text!r}", hint="e.g. --set n_levels=3")],
             source,
         )
+    value = raw.strip()
+    if any(char in value for char in _LINE_BREAKS):
+        raise SpecErrors(
+            [
+                SpecError(
+                    f"--set {name}: the value must be one YAML scalar or flow list on one line, "
+                    f"got {value!r}",
+                    hint="one --set gives one value; repeat --set for each parameter",
+                )
+            ],
+            source,
+        )
     try:
-        data, _ = load_text("value: " + raw.strip() + "\n", f"--set {name}")
+        data, _ = load_text("value: " + value + "\n", f"--set {name}")
     except SpecErrors as exc:
         msgs = "; ".join(e.message for e in exc.errors)
         raise SpecErrors(
             [SpecError(f"--set {name}: cannot read the value: {msgs}")], source
         ) from None
+    if not isinstance(data, dict) or list(data) != ["value"]:  # pragma: no cover - one line
+        raise SpecErrors([SpecError(f"--set {name}: cannot read the value {value!r}")], source)
     return Override(name, data["value"], text)
 
 
@@ -144,16 +162,12 @@ def resolve(
         for other in used:
             if other in values:
                 deps.add_edge(other, name)
-    try:
-        cycle = nx.find_cycle(deps)
-    except nx.NetworkXNoCycle:
-        cycle = None
+    cycle = find_cycle(deps)
     if cycle:
-        names = [u for u, _ in cycle] + [cycle[0][0]]
         errors.append(
             SpecError(
-                "parameters depend on each other in a cycle: " + " -> ".join(names),
-                ("parameters", cycle[0][0]),
+                "parameters depend on each other in a cycle: " + " -> ".join(cycle),
+                ("parameters", cycle[0]),
             )
         )
     if errors:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -26,7 +27,7 @@ from pydantic import (
     Tag,
 )
 
-from .layers.base import Initializer
+from .layers.base import Initializer, fits_float32, positive_float32
 
 #: A ``${...}`` expression in place of a value.
 Expr = Annotated[str, StringConstraints(pattern=r"^\s*\$\{.*\}\s*$")]
@@ -43,6 +44,13 @@ ParameterValue = bool | int | float | str | list[Any] | None
 #: Booleans and integers are strict: YAML's ``no`` or ``"3"`` never pass as ``false`` or ``3``.
 Bool = Annotated[bool, Field(strict=True)]
 Int = Annotated[int, Field(strict=True)]
+#: Non-negative and positive numbers that a float32 holds (the frameworks' training dtype).
+NonNegative = Annotated[
+    float, Field(strict=True, ge=0, allow_inf_nan=False), AfterValidator(fits_float32)
+]
+Positive = Annotated[
+    float, Field(strict=True, gt=0, allow_inf_nan=False), AfterValidator(positive_float32)
+]
 
 
 class _Strict(BaseModel):
@@ -232,7 +240,7 @@ class VectorQuantizedBottleneck(_Strict):
     kind: Literal["vector_quantized"]
     embedding_dim: PositiveInt | Expr = Field(description="Width of each codebook vector.")
     num_embeddings: PositiveInt | Expr = Field(description="Number of codebook vectors.")
-    commitment_cost: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)] | Expr = 0.25
+    commitment_cost: NonNegative | Expr = 0.25
     kernel_initializer: Initializer | Expr = "glorot_uniform"
 
 
@@ -250,14 +258,16 @@ class OutputSpec(_Strict):
 
 class OptimizerSpec(_Strict):
     kind: Literal["adam", "adamw", "sgd"] | Expr = "adam"
-    learning_rate: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] | Expr = 1e-3
+    learning_rate: Positive | Expr = 1e-3
     momentum: Annotated[float, Field(strict=True, ge=0, lt=1)] | Expr = 0.0
-    weight_decay: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)] | Expr = 0.0
+    weight_decay: NonNegative | Expr = 0.0
 
 
 class ScheduleSpec(_Strict):
     kind: Literal["constant", "exponential", "cosine", "step"] | Expr = "constant"
-    decay_rate: Annotated[float, Field(strict=True, gt=0, le=1)] | Expr = 1.0
+    decay_rate: (
+        Annotated[float, Field(strict=True, gt=0, le=1), AfterValidator(positive_float32)] | Expr
+    ) = 1.0
     decay_steps: PositiveInt | Expr = 1
     staircase: Bool | Expr = False
 
@@ -266,15 +276,13 @@ class TrainingSpec(_Strict):
     """Reserved for the generated training scripts."""
 
     loss: Literal["mse", "l1", "bce"] | Expr = "mse"
-    beta: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)] | Expr = Field(
+    beta: NonNegative | Expr = Field(
         1.0, description="Weight of the KL term (variational bottleneck)."
     )
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
-    l2: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)] | Expr = 0.0
-    gradient_clip: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)] | Expr | None = (
-        None
-    )
+    l2: NonNegative | Expr = 0.0
+    gradient_clip: NonNegative | Expr | None = None
     epochs: PositiveInt | Expr = 10
     batch_size: PositiveInt | Expr = 32
     seed: Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)] | Expr = 0

@@ -6,7 +6,10 @@ The JSON shape is a contract::
      "parameters": {"trainable": int, "non_trainable": int, "total": int},
      "macs": int,
      "parts": {"<part>": {"parameters": {...}, "output_shape": [...]}},
-     "outputs": {"<output>": [...]}}
+     "outputs": {"<output>": [...]},
+     "memory": {"parameter_bytes": int, "activation_bytes_per_sample": int}}
+
+``memory`` is the float32 estimate of :mod:`specgen.memory`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from .graph import PARTS, ModelGraph
 from .layers import fmt_shape
+from .memory import estimate, fmt_bytes
 
 
 def _counts(trainable: int, non_trainable: int) -> dict[str, int]:
@@ -27,6 +31,7 @@ def _counts(trainable: int, non_trainable: int) -> dict[str, int]:
 
 def summary_dict(graph: ModelGraph) -> dict[str, Any]:
     trainable, non_trainable, macs = graph.counts()
+    memory = estimate(graph)
     parts = {}
     for name in PARTS:
         t, nt, _ = graph.counts(name)
@@ -41,6 +46,10 @@ def summary_dict(graph: ModelGraph) -> dict[str, Any]:
         "macs": macs,
         "parts": parts,
         "outputs": {name: list(graph.shape(ref)) for name, ref in graph.outputs},
+        "memory": {
+            "parameter_bytes": memory.parameter_bytes,
+            "activation_bytes_per_sample": memory.activation_bytes_per_sample,
+        },
     }
 
 
@@ -112,4 +121,9 @@ def summary_table(graph: ModelGraph) -> str:
     lines.append(f"  non-trainable parameters: {nt:,}")
     lines.append(f"  total parameters:         {t + nt:,}")
     lines.append(f"  multiply-accumulates:     {macs:,}")
+    memory = estimate(graph)
+    lines.append(
+        f"  memory (float32):         {fmt_bytes(memory.parameter_bytes)} parameters + "
+        f"{fmt_bytes(memory.activation_bytes_per_sample)} activations per sample"
+    )
     return "\n".join(lines) + "\n"

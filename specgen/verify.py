@@ -23,9 +23,11 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 
-import numpy as np
-
+from .extras import needs_extra
 from .graph import ModelGraph
+
+with needs_extra("all", "specgen.verify"):
+    import numpy as np
 
 #: The tolerance both frameworks must agree within (absolute up to magnitude 1, then relative).
 TOLERANCE = 1e-4
@@ -230,10 +232,20 @@ def _run(
         keras.config.set_dtype_policy(previous[1])
 
 
+@needs_extra("all", "specgen.verify", check=("torch", "keras"))
 def verify(
-    graph: ModelGraph, *, seed: int = 0, batch: int = 2, tolerance: float = TOLERANCE
+    graph: ModelGraph,
+    *,
+    seed: int = 0,
+    batch: int = 2,
+    tolerance: float = TOLERANCE,
+    allow_large: bool = False,
 ) -> Report:
-    """Compare the two generated models of ``graph`` (see the module's description)."""
+    """Compare the two generated models of ``graph`` (see the module's description); a model
+    too large for the memory available is refused unless ``allow_large``."""
+    from .memory import check_fits
+
+    check_fits(graph, batch=batch, doing="verify", copies=2, allow_large=allow_large)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     report = Report(graph.name, tolerance)
     report.rows = _run(graph, "float32", seed, batch, tolerance, report)

@@ -35,7 +35,9 @@ def test_summary_json_has_the_contract_shape(capsys, specs_dir):
     code, out, _ = run(capsys, "summary", str(specs_dir / "resnet_vqvae.yaml"), "--json")
     assert code == 0
     data = json.loads(out)
-    assert set(data) == {"name", "input_shape", "parameters", "macs", "parts", "outputs"}
+    assert set(data) == {"name", "input_shape", "parameters", "macs", "parts", "outputs", "memory"}
+    assert set(data["memory"]) == {"parameter_bytes", "activation_bytes_per_sample"}
+    assert data["memory"]["parameter_bytes"] == 4 * data["parameters"]["total"]
     assert data["name"] == "resnet_vqvae"
     assert data["input_shape"] == [256, 256, 3]
     assert set(data["parameters"]) == {"trainable", "non_trainable", "total"}

@@ -13,6 +13,7 @@ from specgen.expr import (
     FUNCTIONS,
     MAX_AST_NODES,
     MAX_EXPR_CHARS,
+    MAX_HINT_NAMES,
     MAX_SEQ_LEN,
     ExprError,
     evaluate,
@@ -629,3 +630,21 @@ def test_arithmetic_matches_python(tree: object) -> None:
     else:
         assert evaluate_expression(src, {}) == expected
         assert evaluate("${" + src + "}", {}) == expected
+
+
+def test_unknown_name_among_thousands_is_suggested_quickly():
+    names = {f"p{i}": i for i in range(20_000)}
+    assert len(names) > MAX_HINT_NAMES
+    started = time.perf_counter()
+    for _ in range(20):
+        with pytest.raises(ExprError) as info:
+            evaluate_expression("q123", names)
+    assert time.perf_counter() - started < 5
+    assert info.value.hint == "did you mean 'p123'? 20,000 names are defined here"
+
+
+def test_repeated_expressions_give_fresh_results():
+    """Syntax trees are cached; the values computed from them are not shared."""
+    first = evaluate_expression("[1, 2]", {})
+    first.append(3)
+    assert evaluate_expression("[1, 2]", {}) == [1, 2]

@@ -51,18 +51,22 @@ def test_check_mode_names_stale_files_and_writes_nothing(repo_root, tmp_path, mo
     assert main(["generate", "specs/unet_ae.yaml", "-o", str(out)]) == 0
     target = out / "unet_ae" / "summary.txt"
     target.write_text(target.read_text() + "edited\n")
-    (out / "unet_ae" / "old.txt").write_text(f"# {MARKER} from x\n")
+    # a file that only looks generated is a person's: never reported, never removed
+    (out / "unet_ae" / "old.txt").write_text(f"# {MARKER} from x — do not edit\n")
     before = tree(out)
     capsys.readouterr()
     assert main(["generate", "specs/unet_ae.yaml", "-o", str(out), "--check"]) == 1
     err = capsys.readouterr().err
-    assert str(target) in err and "old.txt" in err
+    assert str(target) in err and "old.txt" not in err
     assert "regenerate them with: specgen generate specs/unet_ae.yaml" in err
     assert tree(out) == before
-    # a real run repairs the file and removes the one no longer generated
-    assert main(["generate", "specs/unet_ae.yaml", "-o", str(out)]) == 0
+    # a real run keeps the hand-made change unless told to overwrite it
+    assert main(["generate", "specs/unet_ae.yaml", "-o", str(out)]) == 1
+    assert "was changed since specgen wrote it" in capsys.readouterr().err
+    assert tree(out) == before
+    assert main(["generate", "specs/unet_ae.yaml", "-o", str(out), "--force"]) == 0
     assert "edited" not in target.read_text()
-    assert not (out / "unet_ae" / "old.txt").exists()
+    assert (out / "unet_ae" / "old.txt").exists()
 
 
 def test_output_is_deterministic_across_hash_seeds(repo_root, tmp_path):
@@ -88,7 +92,11 @@ def test_every_spec_has_generated_output_and_a_schema_modeline(repo_root):
     for spec in sorted((repo_root / "specs").glob("*.yaml")):
         first = spec.read_text().splitlines()[0]
         assert first == "# yaml-language-server: $schema=../generated/specgen.schema.json", spec
-    names = {p.name for p in (repo_root / "generated").iterdir() if p.is_dir()}
+    names = {
+        p.name
+        for p in (repo_root / "generated").iterdir()
+        if p.is_dir() and not p.name.startswith(".")
+    }
     assert len(names) == len(list((repo_root / "specs").glob("*.yaml")))
 
 

@@ -21,6 +21,7 @@ from specgen.codegen.train_target import render_train
 from specgen.diagram import figures
 from specgen.diagram_render import to_dot
 from specgen.errors import SpecErrors
+from test_names import all_names
 from test_random_specs import random_specs, spec_text
 
 ALLOWED_IMPORTS = {
@@ -32,9 +33,13 @@ ALLOWED_IMPORTS = {
         "json",
         "math",
         "os",
+        "stat",
         "struct",
         "sys",
+        "tempfile",
         "time",
+        "warnings",
+        "zipfile",
         "zlib",
         "pathlib",
         "numpy",
@@ -46,14 +51,20 @@ ALLOWED_IMPORTS = {
     "train_keras": {
         "__future__",
         "argparse",
+        "io",
         "json",
         "math",
         "os",
+        "stat",
         "struct",
         "sys",
+        "tempfile",
         "time",
+        "warnings",
+        "zipfile",
         "zlib",
         "pathlib",
+        "h5py",
         "numpy",
         "keras",
         "tensorflow",
@@ -77,6 +88,10 @@ def check_module(text: str, kind: str) -> None:
     for stmt in tree.body:
         if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.ClassDef, ast.FunctionDef)):
             continue
+        if isinstance(stmt, ast.Try) and all(
+            isinstance(s, (ast.Import, ast.ImportFrom)) for s in stmt.body
+        ):
+            continue  # the training scripts' imports, with one line when a module is missing
         if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
             continue  # the docstring
         if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
@@ -136,6 +151,8 @@ JUNK = st.one_of(
     ),
     st.lists(st.integers(-3, 3), max_size=4),
     st.dictionaries(st.sampled_from(["kind", "name", "x"]), st.integers(), max_size=2),
+    # keywords, builtins, framework attributes, the generated files' own identifiers
+    st.sampled_from(all_names()),
 )
 
 
@@ -159,8 +176,20 @@ def mutated_specs(draw):
         for key in path[:-1]:
             parent = parent[key]
         last = path[-1]
-        action = draw(st.sampled_from(["replace", "delete", "rename", "duplicate"]))
-        if action == "delete":
+        action = draw(st.sampled_from(["replace", "delete", "rename", "duplicate", "name"]))
+        named = [p for p in candidates if p[-1] == "name" or p[:1] == ("blocks",) and len(p) == 2]
+        if action == "name" and named:
+            # any name of the spec (or a block's) becomes a word Python or a framework uses
+            path = draw(st.sampled_from(named))
+            parent = spec
+            for key in path[:-1]:
+                parent = parent[key]
+            word = draw(st.sampled_from(all_names()))
+            if path[-1] == "name":
+                parent["name"] = word
+            elif word not in parent:
+                parent[word] = parent.pop(path[-1])
+        elif action == "delete":
             del parent[last]
         elif action == "rename" and isinstance(parent, dict):
             parent[draw(st.sampled_from(["nmae", "kind ", "inputs", "when", "repeat"]))] = (

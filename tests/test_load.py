@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -410,6 +411,23 @@ def test_load_file_unreadable(tmp_path, make):
     rendered = info.value.render()
     assert RENDERED.match(rendered)
     assert f"cannot read spec file '{path}'" in rendered
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_load_file_refuses_a_fifo_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
+    started = time.perf_counter()
+    with pytest.raises(SpecErrors) as info:
+        load_file(fifo)
+    assert time.perf_counter() - started < 5
+    assert "it is a FIFO (named pipe), not a regular file" in info.value.render()
+
+
+def test_load_file_refuses_a_folder(tmp_path):
+    with pytest.raises(SpecErrors) as info:
+        load_file(tmp_path)
+    assert "it is a folder, not a regular file" in info.value.render()
 
 
 # ------------------------------------------------------------------ robustness

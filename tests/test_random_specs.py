@@ -22,6 +22,11 @@ level to the decoder level of the same resolution. The bottleneck is none, dense
 and activation), variational or vector-quantized with a small codebook; the output activation is
 linear, sigmoid or tanh.
 
+Names are drawn too: the model, the stems, the down/up items, the outputs, the block definitions
+and the layers and groups inside them are at times named like things that generated code or Python
+already use (lower-cased keywords, variants of builtins and framework attributes, the generated
+files' own identifiers such as ``padded_conv2d``, ``INITIALIZERS`` or ``F``).
+
 The strategy tracks channel counts while it draws, so every spec is valid: group-norm groups
 divide the channels they normalize, skip transforms produce their targets' shapes, and input
 sizes are multiples of 2 ** levels. Models stay tiny (inputs of at most 32x32x4, widths of at
@@ -33,6 +38,7 @@ from __future__ import annotations
 import math
 import traceback
 from dataclasses import dataclass
+from functools import lru_cache
 
 import pytest
 import yaml
@@ -42,7 +48,9 @@ from hypothesis import strategies as st
 from specgen.api import build_graph, load_spec
 from specgen.errors import SpecErrors
 from specgen.graph import ModelGraph
+from specgen.names import check_identifier
 from specgen.to_spec import dump_spec, graph_to_spec
+from test_names import MODEL_FORM, all_names
 
 pytestmark = pytest.mark.frameworks
 
@@ -96,6 +104,53 @@ def maybe(layer: dict | None) -> list[dict]:
     return [] if layer is None else [layer]
 
 
+# ----------------------------------------------------------------------------------- names ----
+
+#: The names a drawn spec gives its items, by what they name; each is replaced at times by a
+#: name drawn from :func:`hostile_names`.
+ROLES = ("stem", "out", "down", "up", "last", "projection", "skip", *BLOCK_KINDS)
+
+#: Names and variables the drawn specs use whatever is drawn.
+FIXED_NAMES = frozenset(
+    {
+        *("level", "blocks", "block", "cfg", "a", "i", "input", "input_shape", "n_levels"),
+        *("filters", "mid", "groups", "groups_in", "groups_mid", "kernel_size", "rate"),
+        *("multires_skips", "dec_skip_widths", "enc_levels", "dec_levels", "enc_args"),
+        *("dec_args", "enc_side", "dec_side", "enc_repeat", "dec_repeat"),
+    }
+)
+
+
+@lru_cache(maxsize=1)
+def hostile_names() -> tuple[str, ...]:
+    """Valid names that are close to what generated code or Python already use: lower-cased
+    keywords (``none``, ``true``), variants of builtins, of framework attributes and of every
+    identifier the generated files define (``padded_conv2d``, ``INITIALIZERS``, ``F``, ``x``).
+    Names ending in a digit are left out, as they could meet a drawn spec's automatic names."""
+    return tuple(
+        n
+        for n in all_names()
+        if check_identifier(n) is None
+        and not n[-1].isdigit()
+        and n.casefold() not in {f.casefold() for f in FIXED_NAMES}
+    )
+
+
+@st.composite
+def role_names(draw) -> dict[str, str]:
+    """A name for each of :data:`ROLES`, distinct even up to letter case, and a model name."""
+    names: dict[str, str] = {}
+    used = {n.casefold() for n in FIXED_NAMES}
+    for role in ROLES:
+        drawn = draw(st.sampled_from((role, *hostile_names())))
+        name = next(n for n in (drawn, role, f"{role}_name") if n.casefold() not in used)
+        used.add(name.casefold())
+        names[role] = name
+    models = [n for n in hostile_names() if MODEL_FORM.fullmatch(n)]
+    names["model"] = draw(st.sampled_from(("random_ae", *models)))
+    return names
+
+
 # ---------------------------------------------------------------------------------- blocks ----
 
 
@@ -118,10 +173,10 @@ def norm_layer(template: dict | None, groups_param: str) -> list[dict]:
     return [layer]
 
 
-def projection() -> dict:
+def projection(names: dict) -> dict:
     return {
         "kind": "conv2d",
-        "name": "projection",
+        "name": names["projection"],
         "inputs": ["input"],
         "filters": "${filters}",
         "kernel_size": 1,
@@ -129,15 +184,16 @@ def projection() -> dict:
     }
 
 
-def residual_add() -> dict:
+def residual_add(names: dict) -> dict:
+    shortcut = f"${{'{names['projection']}' if in_channels != filters else 'input'}}"
     return {
         "kind": "add",
-        "inputs": ["last", "${'projection' if in_channels != filters else 'input'}"],
+        "inputs": [names["last"], shortcut],
     }
 
 
 @st.composite
-def res_block(draw) -> Block:
+def res_block(draw, names: dict) -> Block:
     norm, act = draw(norms()), draw(activations())
     layers = [
         {"kind": "conv2d", "filters": "${filters}", "kernel_size": 3},
@@ -145,9 +201,9 @@ def res_block(draw) -> Block:
         dict(act),
         {"kind": "conv2d", "filters": "${filters}", "kernel_size": 3},
         *norm_layer(norm, "groups"),
-        {**act, "name": "last"},
-        projection(),
-        residual_add(),
+        {**act, "name": names["last"]},
+        projection(names),
+        residual_add(names),
     ]
     return Block(
         {"params": {"filters": None, "groups": 1}, "layers": layers},
@@ -156,7 +212,7 @@ def res_block(draw) -> Block:
 
 
 @st.composite
-def preact_block(draw) -> Block:
+def preact_block(draw, names: dict) -> Block:
     norm, act = draw(norms()), draw(activations())
     layers = [
         *norm_layer(norm, "groups_in"),
@@ -164,9 +220,9 @@ def preact_block(draw) -> Block:
         {"kind": "conv2d", "filters": "${filters}", "kernel_size": 3},
         *norm_layer(norm, "groups"),
         dict(act),
-        {"kind": "conv2d", "name": "last", "filters": "${filters}", "kernel_size": 3},
-        projection(),
-        residual_add(),
+        {"kind": "conv2d", "name": names["last"], "filters": "${filters}", "kernel_size": 3},
+        projection(names),
+        residual_add(names),
     ]
     # with `repeat`, every instance after the first sees `filters` channels at its input
     return Block(
@@ -176,7 +232,7 @@ def preact_block(draw) -> Block:
 
 
 @st.composite
-def bottleneck_block(draw) -> Block:
+def bottleneck_block(draw, names: dict) -> Block:
     norm, act = draw(norms()), draw(activations())
     layers = [
         {"kind": "conv2d", "filters": "${mid}", "kernel_size": 1},
@@ -187,9 +243,9 @@ def bottleneck_block(draw) -> Block:
         dict(act),
         {"kind": "conv2d", "filters": "${filters}", "kernel_size": 1},
         *norm_layer(norm, "groups"),
-        {**act, "name": "last"},
-        projection(),
-        residual_add(),
+        {**act, "name": names["last"]},
+        projection(names),
+        residual_add(names),
     ]
     return Block(
         {"params": {"filters": None, "mid": None, "groups_mid": 1, "groups": 1}, "layers": layers},
@@ -198,7 +254,7 @@ def bottleneck_block(draw) -> Block:
 
 
 @st.composite
-def plain_block(draw) -> Block:
+def plain_block(draw, names: dict) -> Block:
     norm, act = draw(norms()), draw(activations())
     layers = [
         {"kind": "conv2d", "filters": "${filters}", "kernel_size": "${kernel_size}"},
@@ -242,10 +298,11 @@ class SpecBuilder:
         self.draw = draw
         self.blocks: dict[str, Block] = {}
         self.parameters: dict = {}
+        self.names = draw(role_names())
 
     def block(self, kind: str) -> Block:
         if kind not in self.blocks:
-            self.blocks[kind] = self.draw(BLOCK_STRATEGIES[kind]())
+            self.blocks[kind] = self.draw(BLOCK_STRATEGIES[kind](self.names))
         return self.blocks[kind]
 
     def args(self, kind: str, cin: int, filters: int) -> dict:
@@ -298,20 +355,20 @@ class SpecBuilder:
         return conf
 
 
-def down_item(conf: dict, filters) -> dict:
+def down_item(conf: dict, filters, name: str = "down") -> dict:
     """The encoder's downsampling item ``down`` (a layer or a group)."""
     if conf["op"] == "conv":
         conv = {"kind": "conv2d", "filters": filters, "kernel_size": conf["kernel_size"]}
         conv.update(strides=2, padding="same")
         if conf["act"] is None:
-            return {**conv, "name": "down"}
-        return {"name": "down", "layers": [conv, dict(conf["act"])]}
+            return {**conv, "name": name}
+        return {"name": name, "layers": [conv, dict(conf["act"])]}
     if conf["pool_size"] == 2:
-        return {"kind": conf["op"], "name": "down", "pool_size": 2}
-    return {"kind": conf["op"], "name": "down", "pool_size": 3, "strides": 2, "padding": "same"}
+        return {"kind": conf["op"], "name": name, "pool_size": 2}
+    return {"kind": conf["op"], "name": name, "pool_size": 3, "strides": 2, "padding": "same"}
 
 
-def up_item(conf: dict, filters) -> dict:
+def up_item(conf: dict, filters, name: str = "up") -> dict:
     """The decoder's upsampling item ``up`` (a layer or a group)."""
     if conf["op"] == "deconv":
         layers = [
@@ -330,8 +387,8 @@ def up_item(conf: dict, filters) -> dict:
     if conf["act"] is not None:
         layers.append(dict(conf["act"]))
     if len(layers) == 1:
-        return {**layers[0], "name": "up"}
-    return {"name": "up", "layers": layers}
+        return {**layers[0], "name": name}
+    return {"name": name, "layers": layers}
 
 
 def level_items(b: SpecBuilder, part: str, style: str, levels: list[Level]) -> list[dict]:
@@ -339,7 +396,11 @@ def level_items(b: SpecBuilder, part: str, style: str, levels: list[Level]) -> l
     group ``blocks`` of the block instances and the item ``down`` after it (encoder) or ``up``
     before it (decoder)."""
     draw = b.draw
-    side = down_item if part == "encoder" else up_item
+    side_item = down_item if part == "encoder" else up_item
+
+    def side(conf: dict, filters) -> dict:
+        return side_item(conf, filters, b.names["down" if part == "encoder" else "up"])
+
     side_key = "after" if part == "encoder" else "before"
 
     def arrange(blocks: dict, side_: dict) -> list[dict]:
@@ -350,7 +411,7 @@ def level_items(b: SpecBuilder, part: str, style: str, levels: list[Level]) -> l
         for i, lv in enumerate(levels):
             uses = []
             if lv.repeat:
-                use: dict = {"block": lv.kind, "name": "block"}
+                use: dict = {"block": b.names[lv.kind], "name": "block"}
                 if lv.repeat != 1 or draw(st.booleans()):
                     use["repeat"] = lv.repeat
                 use["args"] = b.sparse_args(lv.kind, lv.args)
@@ -371,7 +432,7 @@ def level_items(b: SpecBuilder, part: str, style: str, levels: list[Level]) -> l
             params = list(b.block(kind).definition["params"])
             uses.append(
                 {
-                    "block": kind,
+                    "block": b.names[kind],
                     "name": "block",
                     "when": f"${{cfg[0] == '{kind}'}}",
                     "repeat": "${cfg[1]}",
@@ -395,7 +456,7 @@ def level_items(b: SpecBuilder, part: str, style: str, levels: list[Level]) -> l
         item = {"levels": f"${{{prefix}_args}}", "for": "a", "index": "i"}
         args = {p: f"${{a[{j}]}}" for j, p in enumerate(params)}
         side_width = f"${{{prefix}_side[i]}}"
-    item.update(block=kind, repeat=f"${{{prefix}_repeat}}", args=args)
+    item.update(block=b.names[kind], repeat=f"${{{prefix}_repeat}}", args=args)
     item[side_key] = [side(levels[0].side, side_width)]
     return [item]
 
@@ -476,7 +537,7 @@ def random_specs(draw) -> dict:
     if draw(st.booleans()):
         width = draw(st.integers(2, 16))
         args = b.sparse_args("plain", b.args("plain", ch, width))
-        encoder.append({"block": "plain", "name": "stem", "args": args})
+        encoder.append({"block": b.names["plain"], "name": b.names["stem"], "args": args})
         ch = width
     style = draw(st.sampled_from(STYLES))
     levels, features, ch = encoder_levels(b, n_levels, style, ch, skips != "none" and ch == c)
@@ -487,7 +548,7 @@ def random_specs(draw) -> dict:
         encoder.append(
             {
                 "kind": "conv2d",
-                "name": "out",
+                "name": b.names["out"],
                 "filters": ch,
                 "kernel_size": draw(st.sampled_from([1, 3])),
             }
@@ -516,7 +577,7 @@ def random_specs(draw) -> dict:
     if skips == "resnet" or draw(st.booleans()):
         width = draw(st.integers(2, 16))
         args = b.sparse_args("plain", b.args("plain", ch, width))
-        decoder.append({"block": "plain", "name": "stem", "args": args})
+        decoder.append({"block": b.names["plain"], "name": b.names["stem"], "args": args})
         ch = width
     style = draw(st.sampled_from(STYLES))
     concat = features[::-1] if skips == "unet" else [0] * n_levels
@@ -525,7 +586,7 @@ def random_specs(draw) -> dict:
     decoder.append(
         {
             "kind": "conv2d",
-            "name": "out",
+            "name": b.names["out"],
             "filters": "${input_shape[2]}",
             "kernel_size": draw(st.sampled_from([1, 3])),
         }
@@ -542,7 +603,7 @@ def random_specs(draw) -> dict:
         enc_skip.update(strides="${2 ** (n_levels - level)}")
         skip_items.append(
             {
-                "name": "skip",
+                "name": b.names["skip"],
                 "when": "${multires_skips}",
                 "for": "level",
                 "in": "${n_levels}",
@@ -557,11 +618,11 @@ def random_specs(draw) -> dict:
         dec_skip.update(kernel_size="${2 ** (level + 1)}", strides="${2 ** (level + 1)}")
         skip_items.append(
             {
-                "name": "skip",
+                "name": b.names["skip"],
                 "when": "${multires_skips}",
                 "for": "level",
                 "in": "${n_levels}",
-                "from": "decoder.stem",
+                "from": f"decoder.{b.names['stem']}",
                 "to": "decoder.level${level}",
                 "layers": [dec_skip, *maybe(b.activation_or_none())],
             }
@@ -569,21 +630,21 @@ def random_specs(draw) -> dict:
     elif skips == "unet":
         skip_items.append(
             {
-                "name": "skip",
+                "name": b.names["skip"],
                 "for": "level",
                 "in": "${n_levels}",
                 "from": "encoder.level${n_levels - 1 - level}.blocks",
-                "to": "decoder.level${level}.up",
+                "to": f"decoder.level${{level}}.{b.names['up']}",
                 "merge": "concat",
             }
         )
 
     spec: dict = {
         "specgen": 1,
-        "name": "random_ae",
+        "name": b.names["model"],
         "parameters": b.parameters,
         "input": {"shape": "${input_shape}"},
-        "blocks": {k: b.blocks[k].definition for k in sorted(b.blocks)},
+        "blocks": {b.names[k]: b.blocks[k].definition for k in sorted(b.blocks)},
         "encoder": encoder,
         "bottleneck": bottleneck,
         "decoder": decoder,

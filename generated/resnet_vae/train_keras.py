@@ -7,28 +7,44 @@ All GPUs of the machine are used through tf.distribute.MirroredStrategy; with TF
 (one JSON per worker) the same script runs on several machines with
 MultiWorkerMirroredStrategy. Defaults come from the spec's training section; checkpoints are
 Keras .weights.h5 files (plus the optimizer's state), --resume continues from the last one.
+Every file is written atomically into --out (a temporary file, then a rename), never through a
+symbolic link; bad data, a damaged checkpoint or a missing module is reported in one line.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
+import stat
 import struct
 import sys
+import tempfile
 import time
+import warnings
+import zipfile
 import zlib
 from pathlib import Path
 
-import keras
-import numpy as np
-import tensorflow as tf
+try:
+    import h5py
+    import keras
+    import numpy as np
+    import tensorflow as tf
+except ModuleNotFoundError as error:
+    raise SystemExit(
+        f"{Path(__file__).name} needs the module {error.name!r}, which is not installed; "
+        "install it with: pip install 'specgen[keras]'"
+    ) from None
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from keras_model import INPUT_SHAPE, build_model
 
 MODEL_NAME = "resnet_vae"
+#: What installs the modules this script needs.
+INSTALL = "pip install 'specgen[keras]'"
 #: The images' shape, (H, W, C).
 IMAGE_SHAPE = INPUT_SHAPE
 #: The bottleneck kind decides the loss: variational.
@@ -51,6 +67,44 @@ DEFAULTS = {
     "gradient_clip": None,
     "seed": 0,
 }
+
+
+#: An image folder's files with these suffixes are read as images.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+#: Pillow's modes for 16-bit and float grey images, read without conversion.
+GREY_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+#: The largest image read from an image folder, in pixels (width x height).
+MAX_IMAGE_PIXELS = 64_000_000
+#: The largest epoch or step number a checkpoint may hold.
+MAX_COUNT = 2**53
+#: What each epoch's record in the history holds.
+RECORD_KEYS = ("epoch", "train_loss", "val_loss", "val_psnr", "seconds")
+
+
+def size_text(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:,} bytes"
+
+
+def shape_text(shape) -> str:
+    return "x".join(str(n) for n in shape)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine can still hand out, when the system says."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def demo_images(count: int, seed: int) -> np.ndarray:
@@ -76,61 +130,379 @@ def demo_images(count: int, seed: int) -> np.ndarray:
     return images
 
 
-def load_images(source: str, seed: int) -> np.ndarray:
-    """Images as (N, H, W, C) floats in [0, 1]: 'demo', a .npy/.npz array, or a folder of
-    .png/.jpg files (resized and converted to the model's channels; needs Pillow)."""
+def check_count(count: int, label: str, what: str = "image(s)") -> None:
+    if count < 2:
+        raise SystemExit(
+            f"{label}: holds {count} {what}; training needs at least 2 images, "
+            "one to train on and one to validate"
+        )
+
+
+def check_array_header(fh, size: int, label: str):
+    """The images' shape (N, H, W, C), dtype and order (Fortran or not) of the .npy data that
+    ``fh`` (``size`` bytes) holds, read from its header and checked before any data is read:
+    numbers, at least two images of the model's shape, as many bytes as the header declares,
+    and few enough to fit in memory."""
     h, w, c = IMAGE_SHAPE
+    try:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"format version {version[0]}.{version[1]}")
+    except (OSError, ValueError) as error:
+        raise SystemExit(
+            f"{label}: not a .npy array this script reads ({error}); save it with np.save"
+        ) from None
+    if dtype.kind not in "biuf":
+        raise SystemExit(
+            f"{label}: holds values of type {dtype}; images must be numbers: "
+            "uint8 (0-255), uint16 (0-65535) or floats in [0, 1]"
+        )
+    images = (*shape, 1) if len(shape) == 3 else tuple(shape)
+    if len(images) != 4 or images[1:] != (h, w, c):
+        raise SystemExit(
+            f"{label}: an array of shape {tuple(shape)}, but the model takes (N, {h}, {w}, {c}) "
+            f"images, {shape_text((h, w, c))} (H x W x C) each; resize the images or change "
+            "the spec's input shape"
+        )
+    check_count(images[0], label)
+    need = math.prod(shape) * dtype.itemsize
+    have = size - fh.tell()
+    if need > have:
+        raise SystemExit(
+            f"{label}: its header declares {shape_text(shape)} {dtype} values "
+            f"({size_text(need)}), but the file holds only {size_text(max(have, 0))} of "
+            "data; the file is truncated or damaged"
+        )
+    # the float32 images, then their training and validation parts, and their copy for the model
+    floats = 3 * math.prod(shape) * 4
+    free = available_memory()
+    if free is not None and floats > free:
+        raise SystemExit(
+            f"{label}: {images[0]:,} images need about {size_text(floats)} of memory as "
+            f"float32, but only {size_text(free)} is available; train on fewer images"
+        )
+    return images, dtype, "F" if fortran else "C"
+
+
+def unit_range(array: np.ndarray, label: str) -> np.ndarray:
+    """Images as float32 in [0, 1]: uint8 is divided by 255, uint16 by 65535, and floats must
+    already lie in [0, 1]."""
+    kind = array.dtype.kind
+    if kind == "i" or (kind == "u" and array.dtype.itemsize > 2):
+        raise SystemExit(
+            f"{label}: {array.dtype} images; integer images must be uint8 (0-255) or "
+            "uint16 (0-65535): convert them with .astype(np.uint8) or .astype(np.uint16)"
+        )
+    images = np.array(array, np.float32)  # a copy: never the memory-mapped file
+    if kind in "iu":
+        images /= np.iinfo(array.dtype).max
+        return images
+    if kind == "f":
+        low, high = float(images.min()), float(images.max())
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise SystemExit(f"{label}: holds NaN or infinite values")
+        if low < 0.0 or high > 1.0:
+            raise SystemExit(
+                f"{label}: float images must lie in [0, 1], found values from {low:.4g} "
+                f"to {high:.4g}; divide them by their largest possible value first"
+            )
+    return images
+
+
+def load_array(path: Path, name: str | None, label: str) -> np.ndarray:
+    """The images of a .npy file, or of one array of a .npz file."""
+    try:
+        if not path.is_file():
+            raise SystemExit(f"{label}: no such file, or not a regular file")
+        if path.suffix == ".npy":
+            with open(path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                shape, _, _ = check_array_header(fh, size, label)
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            return unit_range(array.reshape(shape), label)
+        with zipfile.ZipFile(path) as archive:
+            arrays = {
+                info.filename[: -len(".npy")]: info
+                for info in archive.infolist()
+                if info.filename.endswith(".npy")
+            }
+            if not arrays:
+                raise SystemExit(
+                    f"{label}: holds no arrays; save the images with np.savez(file, images=...)"
+                )
+            listed = ", ".join(sorted(arrays))
+            if name is None and len(arrays) > 1:
+                raise SystemExit(
+                    f"{label}: holds {len(arrays)} arrays ({listed}); choose one with "
+                    f"--data {path}:NAME"
+                )
+            if name is None:
+                name = next(iter(arrays))
+            if name not in arrays:
+                raise SystemExit(f"{label}: no array {name!r}; it holds {listed}")
+            label = f"{path}:{name}"
+            info = arrays[name]
+            with archive.open(info) as fh:
+                shape, dtype, order = check_array_header(fh, info.file_size, label)
+                nbytes = math.prod(shape) * dtype.itemsize
+                data = fh.read(nbytes)
+            if len(data) < nbytes:
+                raise SystemExit(f"{label}: its data is cut short; save it again")
+            array = np.frombuffer(data, dtype).reshape(shape, order=order)
+            return unit_range(array, label)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise SystemExit(f"{label}: cannot read it ({error})") from None
+
+
+def too_big(file: str, size: str) -> SystemExit:
+    return SystemExit(
+        f"{file}: {size}, above the limit of {MAX_IMAGE_PIXELS:,} pixels per image; "
+        "shrink it or remove it from the folder"
+    )
+
+
+def image_pixels(Image, file: str) -> np.ndarray:
+    """One image file as (H, W, C) floats in [0, 1] with the model's channels, read only when
+    it is a regular file of the model's size and no larger than MAX_IMAGE_PIXELS."""
+    h, w, c = IMAGE_SHAPE
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
+        raise SystemExit(f"{file}: cannot read it ({error.strerror})") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SystemExit(f"{file}: not a regular file; remove it from the folder")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            try:
+                im = Image.open(fh)
+            except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+                raise too_big(file, str(e).split(" exceeds")[0]) from None
+            except Image.UnidentifiedImageError:
+                raise SystemExit(
+                    f"{file}: not an image file Pillow can read; remove it from the folder"
+                ) from None
+            except (OSError, ValueError, SyntaxError) as error:
+                raise SystemExit(
+                    f"{file}: a damaged image ({error}); remove it from the folder"
+                ) from None
+        with im:
+            if im.width * im.height > MAX_IMAGE_PIXELS:
+                pixels = f"{im.width}x{im.height} = {im.width * im.height:,} pixels"
+                raise too_big(file, pixels)
+            if im.size != (w, h):
+                raise SystemExit(
+                    f"{file}: a {im.width}x{im.height} image (W x H), but the model takes "
+                    f"{w}x{h} images; resize the images to {w}x{h} first"
+                )
+            try:
+                if im.mode in GREY_MODES:
+                    values = np.asarray(im)
+                    if im.mode == "I" and 0 <= values.min() and values.max() <= 65535:
+                        values = values.astype(np.uint16)
+                else:
+                    values = np.asarray(im.convert("L" if c == 1 else "RGB"))
+            except (OSError, ValueError, SyntaxError) as error:
+                raise SystemExit(
+                    f"{file}: a damaged image ({error}); remove it from the folder"
+                ) from None
+    pixels = unit_range(values, file).reshape(h, w, -1)
+    return np.repeat(pixels, c, axis=2) if pixels.shape[2] != c else pixels
+
+
+def load_folder(path: Path, label: str) -> np.ndarray:
+    """The .png/.jpg images of a folder: regular files only (others are skipped, with a
+    message), all of the model's size; grey images are repeated for an RGB model."""
+    h, w, c = IMAGE_SHAPE
+    if c not in (1, 3):
+        raise SystemExit(
+            f"{label}: the model takes {c}-channel images and an image folder gives 1 or 3; "
+            "save the images as a .npy array instead"
+        )
+    try:
+        from PIL import Image
+    except ModuleNotFoundError:
+        raise SystemExit(
+            f"reading the image folder {label} needs Pillow (module 'PIL'), which is not "
+            f"installed; install it with: {INSTALL}"
+        ) from None
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    files, skipped = [], []
+    try:
+        entries = sorted(os.scandir(path), key=lambda entry: entry.name)
+    except OSError as error:
+        raise SystemExit(f"{label}: cannot list it ({error.strerror})") from None
+    for entry in entries:
+        if os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
+            (files if entry.is_file() else skipped).append(entry)
+    note = f"skipping {', '.join(e.name for e in skipped)}: not a regular file"
+    check_count(len(files), label, ".png/.jpg image(s)" + f" ({note})" * bool(skipped))
+    if skipped:
+        print(f"{label}: {note}", file=sys.stderr)
+    images = np.empty((len(files), h, w, c), np.float32)
+    for i, entry in enumerate(files):
+        images[i] = image_pixels(Image, entry.path)
+    return images
+
+
+def load_images(source: str, seed: int) -> np.ndarray:
+    """Images as (N, H, W, C) floats in [0, 1]: 'demo', a .npy file, one array of a .npz file
+    (FILE.npz:NAME, or a file holding one array) or a folder of .png/.jpg files of the
+    model's size (needs Pillow). Integer images are scaled by their type's largest value."""
     if source == "demo":
         return demo_images(1024, seed)
-    path = Path(source)
+    path, name = Path(source), None
+    if not path.exists() and ".npz:" in source:
+        file, _, name = source.rpartition(":")
+        path = Path(file)
     if path.suffix in (".npy", ".npz"):
-        if path.suffix == ".npy":
-            array = np.load(path, allow_pickle=False)
-        else:
-            with np.load(path, allow_pickle=False) as archive:
-                array = archive[archive.files[0]]
-        array = np.asarray(array)
-        if array.ndim == 3:
-            array = array[..., None]
-        if array.dtype == np.uint8:
-            array = array.astype(np.float32) / 255.0
-        if array.shape[1:] != (h, w, c):
-            raise SystemExit(
-                f"{source}: images of shape {array.shape[1:]}, need {(h, w, c)}"
-            )
-        return array.astype(np.float32)
+        return load_array(path, name, source)
     if path.is_dir():
-        try:
-            from PIL import Image
-        except ImportError:
-            raise SystemExit("reading image folders needs Pillow: pip install pillow")
-
-        files = sorted(
-            p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")
-        )
-        if not files:
-            raise SystemExit(f"{source}: no .png or .jpg images")
-        mode = "L" if c == 1 else "RGB"
-        images = []
-        for f in files:
-            with Image.open(f) as im:
-                im = im.convert(mode).resize((w, h))
-                images.append(
-                    np.asarray(im, np.float32).reshape(h, w, -1)[..., :c] / 255.0
-                )
-        return np.stack(images)
+        return load_folder(path, source)
     raise SystemExit(
-        f"--data: {source!r} is not 'demo', a .npy/.npz file or a folder of images"
+        f"--data {source}: not 'demo', an existing .npy/.npz file or a folder of images"
     )
 
 
 def split(images: np.ndarray, val_fraction: float, seed: int):
+    """(training, validation) images: the validation part holds at least one image and leaves
+    at least one to train on."""
+    if not 0.0 < val_fraction < 1.0:
+        raise SystemExit(f"--val-fraction {val_fraction}: must lie between 0 and 1")
     order = np.random.default_rng(seed).permutation(len(images))
-    n_val = max(1, round(len(images) * val_fraction))
+    n_val = min(len(images) - 1, max(1, round(len(images) * val_fraction)))
     return images[order[n_val:]], images[order[:n_val]]
 
 
-def write_png(path: Path, image: np.ndarray) -> None:
+def run_folder(out: str, create: bool) -> Path:
+    """--out as an absolute path, created when ``create``. Training writes only into real
+    folders: an --out that is, or passes through, a symbolic link is refused."""
+    path = Path(os.path.abspath(out))
+    for _ in range(2):  # before creating it, and once more after
+        real = os.path.realpath(path)
+        if str(path) != real:
+            raise SystemExit(
+                f"--out {out}: the path goes through a symbolic link, and training writes "
+                f"only into real folders; give its real path: --out {real}"
+            )
+        if not create:
+            break
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise SystemExit(
+                f"--out {out}: cannot create the folder ({error})"
+            ) from None
+    return path
+
+
+def write_file(folder: Path, name: str, content) -> None:
+    """Write ``folder/name`` atomically and never through a symbolic link: the content goes to
+    a new temporary file beside it (a unique name, created exclusively), is flushed to disk
+    and then renamed over ``name``, so a crash leaves the old file or the new one, and a link
+    at ``name`` is replaced rather than followed. ``content`` is bytes, or a function that
+    writes the file at the path it is given (for libraries that write only to paths)."""
+    fd, tmp = tempfile.mkstemp(prefix=".", suffix=f".{name}", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if isinstance(content, bytes):
+                fh.write(content)
+            else:
+                content(tmp)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, folder / name)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def checkpoint_file(folder: Path, name: str) -> Path:
+    """``folder/name``, refused unless it is a regular file inside the folder (a checkpoint
+    file is never read through a symbolic link)."""
+    path = folder / name
+    if path.is_symlink():
+        raise SystemExit(
+            f"{path}: a symbolic link; checkpoints are read only from files inside the run "
+            "folder: remove the link, or train without --resume"
+        )
+    if not path.is_file():
+        raise SystemExit(
+            f"{path}: missing or not a regular file; train without --resume"
+        )
+    return path
+
+
+def read_file(folder: Path, name: str) -> bytes:
+    path = checkpoint_file(folder, name)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise SystemExit(f"{path}: not a regular file; train without --resume")
+            return fh.read()
+    except OSError as error:
+        raise SystemExit(f"{path}: cannot read it ({error.strerror})") from None
+
+
+def short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def read_checkpoint(out: Path) -> dict:
+    """checkpoint.json with its epoch, step and history checked: a damaged or hostile file is
+    refused with the field it gets wrong."""
+    label = out / "checkpoint.json"
+    fix = "delete the run folder's checkpoint files, or train without --resume"
+    try:
+        meta = json.loads(read_file(out, "checkpoint.json"))
+    except (ValueError, RecursionError) as error:
+        raise SystemExit(f"{label}: not valid JSON ({error}); {fix}") from None
+    if not isinstance(meta, dict):
+        raise SystemExit(f"{label}: not a JSON object; {fix}")
+    for key in ("epoch", "step"):
+        value = meta.get(key)
+        if not (isinstance(value, int) and not isinstance(value, bool)) or not (
+            0 <= value <= MAX_COUNT
+        ):
+            raise SystemExit(
+                f"{label}: {key!r} must be a whole number from 0 to {MAX_COUNT}, found "
+                f"{short(value)}; {fix}"
+            )
+    history = meta.get("history")
+    if not isinstance(history, list) or len(history) != meta["epoch"]:
+        raise SystemExit(
+            f"{label}: 'history' must be a list of {meta['epoch']} epoch records, found "
+            f"{short(history)}; {fix}"
+        )
+    for i, record in enumerate(history):
+        good = (
+            isinstance(record, dict)
+            and set(record) == set(RECORD_KEYS)
+            and type(record["epoch"]) is int
+            and record["epoch"] == i + 1
+            and all(is_number(record[key]) for key in RECORD_KEYS[1:])
+        )
+        if not good:
+            raise SystemExit(
+                f"{label}: history[{i}] must hold epoch {i + 1} and the numbers "
+                f"{', '.join(RECORD_KEYS[1:])}, found {short(record)}; {fix}"
+            )
+    return meta
+
+
+def png_bytes(image: np.ndarray) -> bytes:
     """An (H, W, C) image in [0, 1] as an 8-bit PNG, with the standard library only."""
     pixels = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     if pixels.shape[2] == 2:
@@ -151,7 +523,7 @@ def write_png(path: Path, image: np.ndarray) -> None:
         + chunk(b"IHDR", head)
         + chunk(b"IDAT", zlib.compress(raw, 9))
     )
-    path.write_bytes(png + chunk(b"IEND", b""))
+    return png + chunk(b"IEND", b"")
 
 
 def image_grid(inputs: np.ndarray, outputs: np.ndarray, columns: int = 8) -> np.ndarray:
@@ -276,27 +648,62 @@ def make_optimizer(args):
 
 
 def save_checkpoint(out: Path, model, optimizer, state: dict) -> None:
-    model.save_weights(str(out / ".model.tmp.weights.h5"))
-    os.replace(out / ".model.tmp.weights.h5", out / "model.weights.h5")
+    write_file(out, "model.weights.h5", model.save_weights)
     values = {f"v{i}": v.numpy() for i, v in enumerate(optimizer.variables)}
-    with open(out / ".optimizer.tmp.npz", "wb") as fh:
-        np.savez(fh, **values)
-    os.replace(out / ".optimizer.tmp.npz", out / "optimizer.npz")
-    (out / ".checkpoint.json.tmp").write_text(json.dumps(state, indent=2))
-    os.replace(out / ".checkpoint.json.tmp", out / "checkpoint.json")
+    buffer = io.BytesIO()
+    np.savez(buffer, **values)
+    write_file(out, "optimizer.npz", buffer.getvalue())
+    write_file(out, "checkpoint.json", json.dumps(state, indent=2).encode())
 
 
 def load_checkpoint(out: Path, model, optimizer) -> dict:
-    model.load_weights(str(out / "model.weights.h5"))
+    """The run folder's checkpoint, every part checked against this model and optimizer."""
+    meta = read_checkpoint(out)
+    fix = "delete the run folder's checkpoint files, or train without --resume"
+    weights = checkpoint_file(out, "model.weights.h5")
+    try:
+        if not h5py.is_hdf5(weights):
+            raise ValueError("not an HDF5 file")
+        model.load_weights(str(weights))
+    except (OSError, ValueError, KeyError) as error:
+        reason = (str(error).strip() or type(error).__name__).splitlines()[0]
+        raise SystemExit(
+            f"{weights}: does not fit this model ({reason}); {fix}"
+        ) from None
     optimizer.build(model.trainable_weights)
-    with np.load(out / "optimizer.npz", allow_pickle=False) as saved:
-        for i, variable in enumerate(optimizer.variables):
-            variable.assign(saved[f"v{i}"])
-    return json.loads((out / "checkpoint.json").read_text())
+    label = out / "optimizer.npz"
+    try:
+        with np.load(
+            io.BytesIO(read_file(out, "optimizer.npz")), allow_pickle=False
+        ) as saved:
+            values = {name: saved[name] for name in saved.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise SystemExit(
+            f"{label}: not an optimizer state this script reads ({error}); {fix}"
+        )
+    if sorted(values) != sorted(f"v{i}" for i in range(len(optimizer.variables))):
+        raise SystemExit(
+            f"{label}: holds {len(values)} arrays, the optimizer has "
+            f"{len(optimizer.variables)} variables; {fix}"
+        )
+    for i, variable in enumerate(optimizer.variables):
+        value = values[f"v{i}"]
+        if value.shape != tuple(variable.shape) or value.dtype.kind not in "biuf":
+            raise SystemExit(
+                f"{label}: v{i} is {value.dtype} of shape {value.shape}, the optimizer's "
+                f"variable {variable.path} is {tuple(variable.shape)}; {fix}"
+            )
+        variable.assign(value)
+    return meta
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    out = run_folder(args.out, create=True)
+    images = load_images(args.data, args.seed)
+    train_set, val_set = split(images, args.val_fraction, args.seed)
+    if args.batch_size < 1:
+        raise SystemExit(f"--batch-size {args.batch_size}: must be 1 or more")
     keras.utils.set_random_seed(args.seed)
     if args.amp:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -307,10 +714,6 @@ def main(argv=None) -> dict:
     main_process = (
         strategy.cluster_resolver is None or strategy.cluster_resolver.task_id == 0
     )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    images = load_images(args.data, args.seed)
-    train_set, val_set = split(images, args.val_fraction, args.seed)
     with strategy.scope():
         model = build_model()
         optimizer = make_optimizer(args)
@@ -339,7 +742,7 @@ def main(argv=None) -> dict:
 
     history: list[dict] = []
     epoch0, step = 0, 0
-    if args.resume and (out / "checkpoint.json").exists():
+    if args.resume and os.path.lexists(out / "checkpoint.json"):
         with strategy.scope():  # the optimizer's slots live on every replica
             meta = load_checkpoint(out, model, optimizer)
         epoch0, step, history = meta["epoch"], meta["step"], meta["history"]
@@ -347,7 +750,7 @@ def main(argv=None) -> dict:
     for epoch in range(epoch0, args.epochs):
         order = np.random.default_rng(args.seed + epoch).permutation(len(train_set))
         batches = tf.data.Dataset.from_tensor_slices(train_set[order]).batch(
-            args.batch_size, drop_remainder=True
+            args.batch_size, drop_remainder=len(train_set) >= args.batch_size
         )
         started, losses = time.perf_counter(), []
         for x in strategy.experimental_distribute_dataset(batches):
@@ -380,9 +783,10 @@ def main(argv=None) -> dict:
                 f"val loss {record['val_loss']:.5f}, val psnr {record['val_psnr']:.2f} dB",
                 flush=True,
             )
-            write_png(
-                out / f"reconstructions_epoch{epoch + 1:03d}.png",
-                image_grid(val_set[:8], shown),
+            write_file(
+                out,
+                f"reconstructions_epoch{epoch + 1:03d}.png",
+                png_bytes(image_grid(val_set[:8], shown)),
             )
             save_checkpoint(
                 out,
@@ -397,7 +801,7 @@ def main(argv=None) -> dict:
         "strategy": type(strategy).__name__,
     }
     if main_process:
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_file(out, "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
     return metrics
 
 

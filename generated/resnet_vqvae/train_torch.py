@@ -8,6 +8,8 @@
 Defaults come from the spec's training section. Under torchrun every process trains on its shard
 of each batch (DistributedSampler); rank 0 logs, validates and writes checkpoints
 (safetensors), image grids and the metrics. --resume continues from the last checkpoint in --out.
+Every file is written atomically into --out (a temporary file, then a rename), never through a
+symbolic link; bad data, a damaged checkpoint or a missing module is reported in one line.
 """
 
 from __future__ import annotations
@@ -16,21 +18,36 @@ import argparse
 import json
 import math
 import os
+import stat
 import struct
 import sys
+import tempfile
 import time
+import warnings
+import zipfile
 import zlib
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.distributed as dist
-from torch.nn import functional as F
+try:
+    import numpy as np
+    import torch
+    import torch.distributed as dist
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_tensors
+    from safetensors.torch import save as save_tensors
+    from torch.nn import functional as F
+except ModuleNotFoundError as error:
+    raise SystemExit(
+        f"{Path(__file__).name} needs the module {error.name!r}, which is not installed; "
+        "install it with: pip install 'specgen[torch]'"
+    ) from None
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from torch_model import INPUT_SHAPE, build_model
 
 MODEL_NAME = "resnet_vqvae"
+#: What installs the modules this script needs.
+INSTALL = "pip install 'specgen[torch]'"
 #: The images' shape, (H, W, C).
 IMAGE_SHAPE = (INPUT_SHAPE[1], INPUT_SHAPE[2], INPUT_SHAPE[0])
 #: The bottleneck kind decides the loss: vector_quantized.
@@ -53,6 +70,44 @@ DEFAULTS = {
     "gradient_clip": None,
     "seed": 0,
 }
+
+
+#: An image folder's files with these suffixes are read as images.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+#: Pillow's modes for 16-bit and float grey images, read without conversion.
+GREY_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+#: The largest image read from an image folder, in pixels (width x height).
+MAX_IMAGE_PIXELS = 64_000_000
+#: The largest epoch or step number a checkpoint may hold.
+MAX_COUNT = 2**53
+#: What each epoch's record in the history holds.
+RECORD_KEYS = ("epoch", "train_loss", "val_loss", "val_psnr", "seconds")
+
+
+def size_text(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:,} bytes"
+
+
+def shape_text(shape) -> str:
+    return "x".join(str(n) for n in shape)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine can still hand out, when the system says."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def demo_images(count: int, seed: int) -> np.ndarray:
@@ -78,61 +133,379 @@ def demo_images(count: int, seed: int) -> np.ndarray:
     return images
 
 
-def load_images(source: str, seed: int) -> np.ndarray:
-    """Images as (N, H, W, C) floats in [0, 1]: 'demo', a .npy/.npz array, or a folder of
-    .png/.jpg files (resized and converted to the model's channels; needs Pillow)."""
+def check_count(count: int, label: str, what: str = "image(s)") -> None:
+    if count < 2:
+        raise SystemExit(
+            f"{label}: holds {count} {what}; training needs at least 2 images, "
+            "one to train on and one to validate"
+        )
+
+
+def check_array_header(fh, size: int, label: str):
+    """The images' shape (N, H, W, C), dtype and order (Fortran or not) of the .npy data that
+    ``fh`` (``size`` bytes) holds, read from its header and checked before any data is read:
+    numbers, at least two images of the model's shape, as many bytes as the header declares,
+    and few enough to fit in memory."""
     h, w, c = IMAGE_SHAPE
+    try:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"format version {version[0]}.{version[1]}")
+    except (OSError, ValueError) as error:
+        raise SystemExit(
+            f"{label}: not a .npy array this script reads ({error}); save it with np.save"
+        ) from None
+    if dtype.kind not in "biuf":
+        raise SystemExit(
+            f"{label}: holds values of type {dtype}; images must be numbers: "
+            "uint8 (0-255), uint16 (0-65535) or floats in [0, 1]"
+        )
+    images = (*shape, 1) if len(shape) == 3 else tuple(shape)
+    if len(images) != 4 or images[1:] != (h, w, c):
+        raise SystemExit(
+            f"{label}: an array of shape {tuple(shape)}, but the model takes (N, {h}, {w}, {c}) "
+            f"images, {shape_text((h, w, c))} (H x W x C) each; resize the images or change "
+            "the spec's input shape"
+        )
+    check_count(images[0], label)
+    need = math.prod(shape) * dtype.itemsize
+    have = size - fh.tell()
+    if need > have:
+        raise SystemExit(
+            f"{label}: its header declares {shape_text(shape)} {dtype} values "
+            f"({size_text(need)}), but the file holds only {size_text(max(have, 0))} of "
+            "data; the file is truncated or damaged"
+        )
+    # the float32 images, then their training and validation parts, and their copy for the model
+    floats = 3 * math.prod(shape) * 4
+    free = available_memory()
+    if free is not None and floats > free:
+        raise SystemExit(
+            f"{label}: {images[0]:,} images need about {size_text(floats)} of memory as "
+            f"float32, but only {size_text(free)} is available; train on fewer images"
+        )
+    return images, dtype, "F" if fortran else "C"
+
+
+def unit_range(array: np.ndarray, label: str) -> np.ndarray:
+    """Images as float32 in [0, 1]: uint8 is divided by 255, uint16 by 65535, and floats must
+    already lie in [0, 1]."""
+    kind = array.dtype.kind
+    if kind == "i" or (kind == "u" and array.dtype.itemsize > 2):
+        raise SystemExit(
+            f"{label}: {array.dtype} images; integer images must be uint8 (0-255) or "
+            "uint16 (0-65535): convert them with .astype(np.uint8) or .astype(np.uint16)"
+        )
+    images = np.array(array, np.float32)  # a copy: never the memory-mapped file
+    if kind in "iu":
+        images /= np.iinfo(array.dtype).max
+        return images
+    if kind == "f":
+        low, high = float(images.min()), float(images.max())
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise SystemExit(f"{label}: holds NaN or infinite values")
+        if low < 0.0 or high > 1.0:
+            raise SystemExit(
+                f"{label}: float images must lie in [0, 1], found values from {low:.4g} "
+                f"to {high:.4g}; divide them by their largest possible value first"
+            )
+    return images
+
+
+def load_array(path: Path, name: str | None, label: str) -> np.ndarray:
+    """The images of a .npy file, or of one array of a .npz file."""
+    try:
+        if not path.is_file():
+            raise SystemExit(f"{label}: no such file, or not a regular file")
+        if path.suffix == ".npy":
+            with open(path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                shape, _, _ = check_array_header(fh, size, label)
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            return unit_range(array.reshape(shape), label)
+        with zipfile.ZipFile(path) as archive:
+            arrays = {
+                info.filename[: -len(".npy")]: info
+                for info in archive.infolist()
+                if info.filename.endswith(".npy")
+            }
+            if not arrays:
+                raise SystemExit(
+                    f"{label}: holds no arrays; save the images with np.savez(file, images=...)"
+                )
+            listed = ", ".join(sorted(arrays))
+            if name is None and len(arrays) > 1:
+                raise SystemExit(
+                    f"{label}: holds {len(arrays)} arrays ({listed}); choose one with "
+                    f"--data {path}:NAME"
+                )
+            if name is None:
+                name = next(iter(arrays))
+            if name not in arrays:
+                raise SystemExit(f"{label}: no array {name!r}; it holds {listed}")
+            label = f"{path}:{name}"
+            info = arrays[name]
+            with archive.open(info) as fh:
+                shape, dtype, order = check_array_header(fh, info.file_size, label)
+                nbytes = math.prod(shape) * dtype.itemsize
+                data = fh.read(nbytes)
+            if len(data) < nbytes:
+                raise SystemExit(f"{label}: its data is cut short; save it again")
+            array = np.frombuffer(data, dtype).reshape(shape, order=order)
+            return unit_range(array, label)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise SystemExit(f"{label}: cannot read it ({error})") from None
+
+
+def too_big(file: str, size: str) -> SystemExit:
+    return SystemExit(
+        f"{file}: {size}, above the limit of {MAX_IMAGE_PIXELS:,} pixels per image; "
+        "shrink it or remove it from the folder"
+    )
+
+
+def image_pixels(Image, file: str) -> np.ndarray:
+    """One image file as (H, W, C) floats in [0, 1] with the model's channels, read only when
+    it is a regular file of the model's size and no larger than MAX_IMAGE_PIXELS."""
+    h, w, c = IMAGE_SHAPE
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
+        raise SystemExit(f"{file}: cannot read it ({error.strerror})") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SystemExit(f"{file}: not a regular file; remove it from the folder")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            try:
+                im = Image.open(fh)
+            except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+                raise too_big(file, str(e).split(" exceeds")[0]) from None
+            except Image.UnidentifiedImageError:
+                raise SystemExit(
+                    f"{file}: not an image file Pillow can read; remove it from the folder"
+                ) from None
+            except (OSError, ValueError, SyntaxError) as error:
+                raise SystemExit(
+                    f"{file}: a damaged image ({error}); remove it from the folder"
+                ) from None
+        with im:
+            if im.width * im.height > MAX_IMAGE_PIXELS:
+                pixels = f"{im.width}x{im.height} = {im.width * im.height:,} pixels"
+                raise too_big(file, pixels)
+            if im.size != (w, h):
+                raise SystemExit(
+                    f"{file}: a {im.width}x{im.height} image (W x H), but the model takes "
+                    f"{w}x{h} images; resize the images to {w}x{h} first"
+                )
+            try:
+                if im.mode in GREY_MODES:
+                    values = np.asarray(im)
+                    if im.mode == "I" and 0 <= values.min() and values.max() <= 65535:
+                        values = values.astype(np.uint16)
+                else:
+                    values = np.asarray(im.convert("L" if c == 1 else "RGB"))
+            except (OSError, ValueError, SyntaxError) as error:
+                raise SystemExit(
+                    f"{file}: a damaged image ({error}); remove it from the folder"
+                ) from None
+    pixels = unit_range(values, file).reshape(h, w, -1)
+    return np.repeat(pixels, c, axis=2) if pixels.shape[2] != c else pixels
+
+
+def load_folder(path: Path, label: str) -> np.ndarray:
+    """The .png/.jpg images of a folder: regular files only (others are skipped, with a
+    message), all of the model's size; grey images are repeated for an RGB model."""
+    h, w, c = IMAGE_SHAPE
+    if c not in (1, 3):
+        raise SystemExit(
+            f"{label}: the model takes {c}-channel images and an image folder gives 1 or 3; "
+            "save the images as a .npy array instead"
+        )
+    try:
+        from PIL import Image
+    except ModuleNotFoundError:
+        raise SystemExit(
+            f"reading the image folder {label} needs Pillow (module 'PIL'), which is not "
+            f"installed; install it with: {INSTALL}"
+        ) from None
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    files, skipped = [], []
+    try:
+        entries = sorted(os.scandir(path), key=lambda entry: entry.name)
+    except OSError as error:
+        raise SystemExit(f"{label}: cannot list it ({error.strerror})") from None
+    for entry in entries:
+        if os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
+            (files if entry.is_file() else skipped).append(entry)
+    note = f"skipping {', '.join(e.name for e in skipped)}: not a regular file"
+    check_count(len(files), label, ".png/.jpg image(s)" + f" ({note})" * bool(skipped))
+    if skipped:
+        print(f"{label}: {note}", file=sys.stderr)
+    images = np.empty((len(files), h, w, c), np.float32)
+    for i, entry in enumerate(files):
+        images[i] = image_pixels(Image, entry.path)
+    return images
+
+
+def load_images(source: str, seed: int) -> np.ndarray:
+    """Images as (N, H, W, C) floats in [0, 1]: 'demo', a .npy file, one array of a .npz file
+    (FILE.npz:NAME, or a file holding one array) or a folder of .png/.jpg files of the
+    model's size (needs Pillow). Integer images are scaled by their type's largest value."""
     if source == "demo":
         return demo_images(1024, seed)
-    path = Path(source)
+    path, name = Path(source), None
+    if not path.exists() and ".npz:" in source:
+        file, _, name = source.rpartition(":")
+        path = Path(file)
     if path.suffix in (".npy", ".npz"):
-        if path.suffix == ".npy":
-            array = np.load(path, allow_pickle=False)
-        else:
-            with np.load(path, allow_pickle=False) as archive:
-                array = archive[archive.files[0]]
-        array = np.asarray(array)
-        if array.ndim == 3:
-            array = array[..., None]
-        if array.dtype == np.uint8:
-            array = array.astype(np.float32) / 255.0
-        if array.shape[1:] != (h, w, c):
-            raise SystemExit(
-                f"{source}: images of shape {array.shape[1:]}, need {(h, w, c)}"
-            )
-        return array.astype(np.float32)
+        return load_array(path, name, source)
     if path.is_dir():
-        try:
-            from PIL import Image
-        except ImportError:
-            raise SystemExit("reading image folders needs Pillow: pip install pillow")
-
-        files = sorted(
-            p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")
-        )
-        if not files:
-            raise SystemExit(f"{source}: no .png or .jpg images")
-        mode = "L" if c == 1 else "RGB"
-        images = []
-        for f in files:
-            with Image.open(f) as im:
-                im = im.convert(mode).resize((w, h))
-                images.append(
-                    np.asarray(im, np.float32).reshape(h, w, -1)[..., :c] / 255.0
-                )
-        return np.stack(images)
+        return load_folder(path, source)
     raise SystemExit(
-        f"--data: {source!r} is not 'demo', a .npy/.npz file or a folder of images"
+        f"--data {source}: not 'demo', an existing .npy/.npz file or a folder of images"
     )
 
 
 def split(images: np.ndarray, val_fraction: float, seed: int):
+    """(training, validation) images: the validation part holds at least one image and leaves
+    at least one to train on."""
+    if not 0.0 < val_fraction < 1.0:
+        raise SystemExit(f"--val-fraction {val_fraction}: must lie between 0 and 1")
     order = np.random.default_rng(seed).permutation(len(images))
-    n_val = max(1, round(len(images) * val_fraction))
+    n_val = min(len(images) - 1, max(1, round(len(images) * val_fraction)))
     return images[order[n_val:]], images[order[:n_val]]
 
 
-def write_png(path: Path, image: np.ndarray) -> None:
+def run_folder(out: str, create: bool) -> Path:
+    """--out as an absolute path, created when ``create``. Training writes only into real
+    folders: an --out that is, or passes through, a symbolic link is refused."""
+    path = Path(os.path.abspath(out))
+    for _ in range(2):  # before creating it, and once more after
+        real = os.path.realpath(path)
+        if str(path) != real:
+            raise SystemExit(
+                f"--out {out}: the path goes through a symbolic link, and training writes "
+                f"only into real folders; give its real path: --out {real}"
+            )
+        if not create:
+            break
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise SystemExit(
+                f"--out {out}: cannot create the folder ({error})"
+            ) from None
+    return path
+
+
+def write_file(folder: Path, name: str, content) -> None:
+    """Write ``folder/name`` atomically and never through a symbolic link: the content goes to
+    a new temporary file beside it (a unique name, created exclusively), is flushed to disk
+    and then renamed over ``name``, so a crash leaves the old file or the new one, and a link
+    at ``name`` is replaced rather than followed. ``content`` is bytes, or a function that
+    writes the file at the path it is given (for libraries that write only to paths)."""
+    fd, tmp = tempfile.mkstemp(prefix=".", suffix=f".{name}", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if isinstance(content, bytes):
+                fh.write(content)
+            else:
+                content(tmp)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, folder / name)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def checkpoint_file(folder: Path, name: str) -> Path:
+    """``folder/name``, refused unless it is a regular file inside the folder (a checkpoint
+    file is never read through a symbolic link)."""
+    path = folder / name
+    if path.is_symlink():
+        raise SystemExit(
+            f"{path}: a symbolic link; checkpoints are read only from files inside the run "
+            "folder: remove the link, or train without --resume"
+        )
+    if not path.is_file():
+        raise SystemExit(
+            f"{path}: missing or not a regular file; train without --resume"
+        )
+    return path
+
+
+def read_file(folder: Path, name: str) -> bytes:
+    path = checkpoint_file(folder, name)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise SystemExit(f"{path}: not a regular file; train without --resume")
+            return fh.read()
+    except OSError as error:
+        raise SystemExit(f"{path}: cannot read it ({error.strerror})") from None
+
+
+def short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def read_checkpoint(out: Path) -> dict:
+    """checkpoint.json with its epoch, step and history checked: a damaged or hostile file is
+    refused with the field it gets wrong."""
+    label = out / "checkpoint.json"
+    fix = "delete the run folder's checkpoint files, or train without --resume"
+    try:
+        meta = json.loads(read_file(out, "checkpoint.json"))
+    except (ValueError, RecursionError) as error:
+        raise SystemExit(f"{label}: not valid JSON ({error}); {fix}") from None
+    if not isinstance(meta, dict):
+        raise SystemExit(f"{label}: not a JSON object; {fix}")
+    for key in ("epoch", "step"):
+        value = meta.get(key)
+        if not (isinstance(value, int) and not isinstance(value, bool)) or not (
+            0 <= value <= MAX_COUNT
+        ):
+            raise SystemExit(
+                f"{label}: {key!r} must be a whole number from 0 to {MAX_COUNT}, found "
+                f"{short(value)}; {fix}"
+            )
+    history = meta.get("history")
+    if not isinstance(history, list) or len(history) != meta["epoch"]:
+        raise SystemExit(
+            f"{label}: 'history' must be a list of {meta['epoch']} epoch records, found "
+            f"{short(history)}; {fix}"
+        )
+    for i, record in enumerate(history):
+        good = (
+            isinstance(record, dict)
+            and set(record) == set(RECORD_KEYS)
+            and type(record["epoch"]) is int
+            and record["epoch"] == i + 1
+            and all(is_number(record[key]) for key in RECORD_KEYS[1:])
+        )
+        if not good:
+            raise SystemExit(
+                f"{label}: history[{i}] must hold epoch {i + 1} and the numbers "
+                f"{', '.join(RECORD_KEYS[1:])}, found {short(record)}; {fix}"
+            )
+    return meta
+
+
+def png_bytes(image: np.ndarray) -> bytes:
     """An (H, W, C) image in [0, 1] as an 8-bit PNG, with the standard library only."""
     pixels = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     if pixels.shape[2] == 2:
@@ -153,7 +526,7 @@ def write_png(path: Path, image: np.ndarray) -> None:
         + chunk(b"IHDR", head)
         + chunk(b"IDAT", zlib.compress(raw, 9))
     )
-    path.write_bytes(png + chunk(b"IEND", b""))
+    return png + chunk(b"IEND", b"")
 
 
 def image_grid(inputs: np.ndarray, outputs: np.ndarray, columns: int = 8) -> np.ndarray:
@@ -265,8 +638,6 @@ def compute_loss(model, x: torch.Tensor, args) -> tuple[torch.Tensor, torch.Tens
 
 
 def save_checkpoint(out: Path, model, optimizer, state: dict) -> None:
-    from safetensors.torch import save_file
-
     tensors, scalars = {}, {}
     for index, values in optimizer.state_dict()["state"].items():
         for key, value in values.items():
@@ -275,12 +646,8 @@ def save_checkpoint(out: Path, model, optimizer, state: dict) -> None:
             else:
                 scalars[f"{index}.{key}"] = value
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    for name, data, writer in (
-        ("model.safetensors", weights, save_file),
-        ("optimizer.safetensors", tensors, save_file),
-    ):
-        writer(data, str(out / f".{name}.tmp"))
-        os.replace(out / f".{name}.tmp", out / name)
+    write_file(out, "model.safetensors", save_tensors(weights))
+    write_file(out, "optimizer.safetensors", save_tensors(tensors))
     meta = {
         **state,
         "optimizer_scalars": scalars,
@@ -289,25 +656,89 @@ def save_checkpoint(out: Path, model, optimizer, state: dict) -> None:
             for g in optimizer.state_dict()["param_groups"]
         ],
     }
-    (out / ".checkpoint.json.tmp").write_text(json.dumps(meta, indent=2))
-    os.replace(out / ".checkpoint.json.tmp", out / "checkpoint.json")
+    write_file(out, "checkpoint.json", json.dumps(meta, indent=2).encode())
+
+
+def read_tensors(out: Path, name: str) -> dict:
+    try:
+        return load_tensors(read_file(out, name))
+    except (SafetensorError, ValueError, RuntimeError) as error:
+        raise SystemExit(
+            f"{out / name}: not a safetensors file this script reads ({error}); "
+            "train without --resume"
+        ) from None
+
+
+def fits(value, current) -> bool:
+    """Whether a saved optimizer setting can stand in for the current one: the same kind of
+    value (a finite number of 0 or more, a flag, or a list of such numbers)."""
+    if current is None or isinstance(current, bool):
+        return type(value) is type(current)
+    if is_number(current):
+        return is_number(value) and math.isfinite(value) and value >= 0
+    if isinstance(current, (list, tuple)):
+        return (
+            isinstance(value, list)
+            and len(value) == len(current)
+            and all(fits(v, c) for v, c in zip(value, current, strict=True))
+        )
+    return value == current
 
 
 def load_checkpoint(out: Path, model, optimizer) -> dict:
-    from safetensors.torch import load_file
-
-    meta = json.loads((out / "checkpoint.json").read_text())
-    model.load_state_dict(load_file(str(out / "model.safetensors")))
-    tensors = load_file(str(out / "optimizer.safetensors"))
+    """The run folder's checkpoint, every field checked against this model and optimizer."""
+    meta = read_checkpoint(out)
+    label = out / "checkpoint.json"
+    fix = "delete the run folder's checkpoint files, or train without --resume"
+    try:
+        model.load_state_dict(read_tensors(out, "model.safetensors"))
+    except RuntimeError as error:
+        reason = str(error).strip().splitlines()[-1].strip()
+        raise SystemExit(
+            f"{out / 'model.safetensors'}: does not fit this model ({reason}); {fix}"
+        ) from None
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    scalars = meta.pop("optimizer_scalars", None)
+    if not isinstance(scalars, dict):
+        raise SystemExit(f"{label}: 'optimizer_scalars' must be an object; {fix}")
     state: dict = {}
-    for key, value in list(tensors.items()) + list(
-        meta.pop("optimizer_scalars").items()
-    ):
-        index, name = key.split(".", 1)
+    saved = read_tensors(out, "optimizer.safetensors")
+    for key, value in [*saved.items(), *scalars.items()]:
+        index, _, name = key.partition(".")
+        known = (
+            index.isascii() and index.isdigit() and int(index) < len(params) and name
+        )
+        if not known or name in state.get(int(index), {}):
+            raise SystemExit(
+                f"{label}: optimizer state {short(key)} fits no parameter; {fix}"
+            )
+        param = params[int(index)]
+        if torch.is_tensor(value):
+            good = value.dim() == 0 or value.shape == param.shape
+        else:
+            good = value is None or (is_number(value) and math.isfinite(value))
+        if not good:
+            raise SystemExit(
+                f"{label}: optimizer state {key!r} = {short(value)} does not fit the "
+                f"parameter of shape {tuple(param.shape)}; {fix}"
+            )
         state.setdefault(int(index), {})[name] = value
     groups = optimizer.state_dict()["param_groups"]
-    for group, saved in zip(groups, meta.pop("param_groups"), strict=True):
-        group.update(saved)
+    saved_groups = meta.pop("param_groups", None)
+    if not isinstance(saved_groups, list) or len(saved_groups) != len(groups):
+        raise SystemExit(
+            f"{label}: 'param_groups' must be a list of {len(groups)} object(s); {fix}"
+        )
+    for i, (group, entry) in enumerate(zip(groups, saved_groups, strict=True)):
+        if not isinstance(entry, dict):
+            raise SystemExit(f"{label}: param_groups[{i}] must be an object; {fix}")
+        for key, value in entry.items():
+            if key == "params" or key not in group or not fits(value, group[key]):
+                raise SystemExit(
+                    f"{label}: param_groups[{i}] has {short(key)}: {short(value)}, which "
+                    f"this optimizer does not take; {fix}"
+                )
+        group.update(entry)
     optimizer.load_state_dict({"state": state, "param_groups": groups})
     return meta
 
@@ -328,13 +759,16 @@ def main(argv=None) -> dict:
     else:
         device = torch.device("cpu")
     main_process = rank == 0
-    out = Path(args.out)
-    if main_process:
-        out.mkdir(parents=True, exist_ok=True)
+    out = run_folder(args.out, create=main_process)
     torch.manual_seed(args.seed)  # the same initial weights in every process
     np.random.seed(args.seed)
     images = load_images(args.data, args.seed)
     train_set, val_set = split(images, args.val_fraction, args.seed)
+    if len(train_set) < world or args.batch_size < 1:
+        raise SystemExit(
+            f"--batch-size {args.batch_size} with {len(train_set)} training images and "
+            f"{world} process(es): need a batch size of 1 or more and an image per process"
+        )
     train_x = torch.from_numpy(np.ascontiguousarray(train_set.transpose(0, 3, 1, 2)))
     val_x = torch.from_numpy(np.ascontiguousarray(val_set.transpose(0, 3, 1, 2)))
     model = build_model(device)
@@ -357,7 +791,7 @@ def main(argv=None) -> dict:
         )
     history: list[dict] = []
     epoch0, step = 0, 0
-    if args.resume and (out / "checkpoint.json").exists():
+    if args.resume and os.path.lexists(out / "checkpoint.json"):
         meta = load_checkpoint(out, model, optimizer)
         epoch0, step, history = meta["epoch"], meta["step"], meta["history"]
         if main_process:
@@ -418,7 +852,7 @@ def main(argv=None) -> dict:
             flush=True,
         )
         grid = image_grid(val_set[:8], shown)
-        write_png(out / f"reconstructions_epoch{epoch + 1:03d}.png", grid)
+        write_file(out, f"reconstructions_epoch{epoch + 1:03d}.png", png_bytes(grid))
         save_checkpoint(
             out,
             model,
@@ -441,7 +875,7 @@ def main(argv=None) -> dict:
             torch.equal(everyone[0], other) for other in everyone
         )
     if main_process:
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_file(out, "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
     if distributed:
         dist.barrier()
         dist.destroy_process_group()

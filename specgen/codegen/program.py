@@ -22,12 +22,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
 
 from ..graph import INPUT, ModelGraph, Node, TensorRef
+from .namespace import NameClash, Namespace, camel_case
 
 # ----------------------------------------------------------------------------------------------
 # Constructors
@@ -305,8 +306,16 @@ def build_body(
     module_inputs: list[TensorRef],
     module_outputs: list[TensorRef],
     input_names: list[str],
+    scope: Namespace,
 ) -> None:
-    """Fill ``inst`` with statements and variable names."""
+    """Fill ``inst`` with its inputs, statements and variable names.
+
+    ``input_names`` are what the inputs would be called; the variables are the forward pass's
+    own namespace inside ``scope`` (what the module defines itself, which a forward pass may
+    use)."""
+    local = scope.child(CHAIN_VARS)
+    input_names = [v if v in CHAIN_VARS else local.fresh(v, sep="_") for v in input_names]
+    inst.inputs = input_names
     ordered = _schedule(units)
     last_use: dict[TensorRef, int] = {}
     for i, u in enumerate(ordered):
@@ -316,7 +325,6 @@ def build_body(
         last_use[r] = len(ordered) + 1
     var_of: dict[TensorRef, str] = dict(zip(module_inputs, input_names, strict=True))
     holder: dict[str, TensorRef] = {v: r for r, v in var_of.items()}
-    used_names: set[str] = set(input_names)
     consumers_at: dict[TensorRef, list[int]] = {}
     for i, u in enumerate(ordered):
         for r in u.inputs:
@@ -343,14 +351,13 @@ def build_body(
                 or (ref in module_outputs and len(u.outputs) > 1)
             )
             if long_lived:
-                name = _fresh(sanitize(u.attr) + (f"_{port}" if port else ""), used_names)
+                name = local.fresh(sanitize(u.attr) + (f"_{port}" if port else ""), sep="_")
             elif in_vars and in_vars[0] in CHAIN_VARS and free(in_vars[0], i):
                 name = in_vars[0]
             else:
-                name = next((v for v in CHAIN_VARS if free(v, i)), None) or _fresh(
-                    sanitize(u.attr), used_names
+                name = next((v for v in CHAIN_VARS if free(v, i)), None) or local.fresh(
+                    sanitize(u.attr), sep="_"
                 )
-            used_names.add(name)
             var_of[ref] = name
             holder[name] = ref
             targets.append(name)
@@ -375,34 +382,35 @@ def _inline(node: Node) -> bool:
     return node.kind in INLINE_OPS
 
 
-def _fresh(base: str, used: set[str]) -> str:
-    base = base or "t"
-    if base[0].isdigit():
-        base = "t" + base
-    if base not in used and base not in CHAIN_VARS:
-        return base
-    k = 2
-    while f"{base}_{k}" in used:
-        k += 1
-    return f"{base}_{k}"
-
-
 # ----------------------------------------------------------------------------------------------
 # Classes
 
 
-def class_name(stem: str) -> str:
-    stem = re.sub(r"\d+$", "", stem) or stem
-    return "".join(part[:1].upper() + part[1:] for part in stem.split("_") if part) or "Block"
+def claim_attributes(
+    owner: str, attrs: Sequence[str], taken: frozenset[str] | set[str]
+) -> list[str]:
+    """``attrs``, the attribute names of one module, checked against ``taken`` (what the
+    frameworks and the generated class itself define) and each other."""
+    scope = Namespace(taken)
+    try:
+        return [scope.claim(a) for a in attrs]
+    except NameClash as exc:
+        raise NameClash(f"an attribute of {owner}: {exc}") from None
 
 
 def build_program(
     graph: ModelGraph,
     layer_ctor: Callable[[Node, ModelGraph], Ctor],
     *,
-    reserved_classes: Sequence[str] = (),
+    module: Namespace,
+    attribute_words: frozenset[str],
 ) -> Program:
-    """Modules, classes and statements for ``graph``; ``layer_ctor`` builds one node."""
+    """Modules, classes and statements for ``graph``; ``layer_ctor`` builds one node.
+
+    Classes get their names in ``module``, whose reserved words are everything else the file
+    defines at module level; attribute names are node names, checked against
+    ``attribute_words``; every forward pass names its variables in a namespace of its own under
+    the module's reserved words, and every constructor its parameters under all of ``module``."""
     nodes = {n.name: n for n in graph.nodes}
     roots = [p.name for p in graph.parts]
     children, groups = _tree(graph, roots)
@@ -415,7 +423,10 @@ def build_program(
     classes: list[ClassDef] = []
     by_signature: dict[Any, ClassDef] = {}
     class_of: dict[str, ClassDef] = {}
-    taken = set(reserved_classes)
+    # a group's forward pass is named before the classes are (which classes there are depends
+    # on it), so it steers clear of the module's own definitions first, and of the classes once
+    # they are named (step 1b)
+    fixed = Namespace(module.reserved)
 
     def has_attrs(name: str) -> bool:
         inside = _descendant_nodes(children, name, nodes)
@@ -434,6 +445,7 @@ def build_program(
                     out.append((local, layer_ctor(nodes[c], graph)))
             elif has_attrs(c):
                 out.append((local, Ctor(class_of[c].name) if shape_only else instantiation[c]))
+        claim_attributes(name, [a for a, _ in out], attribute_words)
         return out
 
     # 1. which class each group is: deepest groups first, so children are classified first
@@ -451,22 +463,22 @@ def build_program(
             names = {n.name for n in inside}
             ext = sorted({r for n in inside for r in n.inputs if r.node not in names})
             inst.input_refs = ext
-            build_body(graph, inst, units, ext, [_group_output(graph, inside)], ["x"])
+            build_body(graph, inst, units, ext, [_group_output(graph, inside)], ["x"], fixed)
         instances[gname] = inst
         sig = _signature(inst)
         cls = by_signature.get(sig)
         if cls is None:
             stem = group_info[gname].block or gname.rsplit(".", 1)[-1]
-            base = class_name(stem)
-            cname, k = base, 2
-            while cname in taken:
-                cname, k = f"{base}{k}", k + 1
-            taken.add(cname)
+            cname = module.fresh(camel_case(stem, drop_number=True) or "Block", suffix="Block")
             cls = ClassDef(cname, inst.closed, [], [], [], inst, block=inst.block)
             by_signature[sig] = cls
             classes.append(cls)
         cls.instances.append(gname)
         class_of[gname] = cls
+
+    # 1b. variables that would hide a class
+    for cls in classes:
+        _rename_variables(cls.sample, module)
 
     # 2. constructor parameters: numbers that differ between a class's instances; classes whose
     # instances sit lowest in the tree first, since a parent's numbers include its children's
@@ -479,7 +491,7 @@ def build_program(
     ):
         for gname in cls.instances:
             instances[gname].attrs = attrs_of(gname)
-        _parameterise(cls, instances)
+        _parameterise(cls, instances, module)
         for gname in cls.instances:
             values = _param_values(cls, instances[gname])
             instantiation[gname] = Ctor(
@@ -513,13 +525,31 @@ def build_program(
         )
         outs += [r for r in consumed_elsewhere if r not in outs]
         inst.input_refs = ins
-        inst.inputs = names
-        build_body(graph, inst, units, ins, outs, names)
+        build_body(graph, inst, units, ins, outs, names, module)
         for u in units:
             for r in u.outputs:
                 labels[r] = sanitize(f"{part.name}.{u.attr}")
         parts[part.name] = inst
     return Program(graph, classes, instantiation, parts, closed)
+
+
+def _rename_variables(inst: ModuleInstance, module: Namespace) -> None:
+    """Give the variables of ``inst``'s forward pass that the module binds new names."""
+    names = list(dict.fromkeys([*inst.inputs, *(t for s in inst.statements for t in s.targets)]))
+    clashes = [v for v in names if not module.is_free(v)]
+    if not clashes:
+        return
+    local = module.child([*names, *CHAIN_VARS])
+    new = {v: local.fresh(v, sep="_") for v in clashes}
+
+    def rename(vs):
+        return tuple(new.get(v, v) for v in vs)
+
+    inst.inputs = list(rename(inst.inputs))
+    inst.outputs = list(rename(inst.outputs))
+    inst.statements = [
+        replace(s, targets=rename(s.targets), inputs=rename(s.inputs)) for s in inst.statements
+    ]
 
 
 def _signature(inst: ModuleInstance) -> Any:
@@ -551,7 +581,7 @@ def _param_values(cls: ClassDef, inst: ModuleInstance) -> dict[str, Any]:
     return out
 
 
-def _parameterise(cls: ClassDef, instances: dict[str, ModuleInstance]) -> None:
+def _parameterise(cls: ClassDef, instances: dict[str, ModuleInstance], module: Namespace) -> None:
     insts = [instances[g] for g in cls.instances]
     sample = insts[0]
     positions: list[tuple[str, str]] = []
@@ -570,9 +600,9 @@ def _parameterise(cls: ClassDef, instances: dict[str, ModuleInstance]) -> None:
         if len(set(map(repr, vec))) > 1:
             clusters.setdefault(vec, []).append(key)
     params: list[Param] = []
-    used: set[str] = set()
+    scope = module.child()  # the constructor's parameters, which must not hide a class
     for keys in clusters.values():
-        params.append(Param(_param_name(keys, used), tuple(keys)))
+        params.append(Param(_param_name(keys, scope), tuple(keys)))
     cls.params = params
     where = {k: p.name for p in params for k in p.positions}
     cls.attrs = [
@@ -595,7 +625,7 @@ def _parameterise(cls: ClassDef, instances: dict[str, ModuleInstance]) -> None:
     cls.sample = sample
 
 
-def _param_name(keys: list[tuple[str, str]], used: set[str]) -> str:
+def _param_name(keys: list[tuple[str, str]], scope: Namespace) -> str:
     argnames = {a for _, a in keys}
     channelish = {
         "in_channels",
@@ -612,20 +642,13 @@ def _param_name(keys: list[tuple[str, str]], used: set[str]) -> str:
         base = "channels"
     elif len(argnames) == 1:
         base = next(iter(argnames))
-        if len({a for a, _ in keys}) == 1 and base in used:
+        if len({a for a, _ in keys}) == 1 and not scope.is_free(base):
             base = f"{keys[0][0]}_{base}"
-    elif keys[0][1] not in used:
+    elif scope.is_free(keys[0][1]):
         base = keys[0][1]
     else:
-        base = sanitize(f"{keys[0][0]}_{keys[0][1]}")
-    base = sanitize(base)
-    name = base
-    k = 2
-    while name in used:
-        name = f"{base}{k}"
-        k += 1
-    used.add(name)
-    return name
+        base = f"{keys[0][0]}_{keys[0][1]}"
+    return scope.fresh(sanitize(base))
 
 
 __all__ = [
@@ -638,6 +661,7 @@ __all__ = [
     "Program",
     "Statement",
     "build_program",
+    "claim_attributes",
     "closed_groups",
     "sanitize",
     "INPUT",

@@ -1,9 +1,9 @@
-"""Python text from validated values: literals, comments and class names.
+"""Python text from validated values: literals and comments.
 
 Nothing from a spec is pasted into generated code as text. Values become literals through
 ``repr`` of validated Python values (ints, floats, bools, strings, tuples); free text (a spec's
 description) becomes comment lines with every line break and control character neutralised;
-names have been validated as ASCII identifiers before they get here.
+identifiers are handed out by :mod:`specgen.codegen.namespace`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ import textwrap
 import unicodedata
 from typing import Any
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
+#: Controls, line separators and the bidirectional controls that can make a comment read
+#: differently from what Python executes.
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ufeff]"
+)
 
 
 def literal(value: Any) -> str:
@@ -60,8 +64,3 @@ def comment_lines(text: str, width: int = 96) -> list[str]:
     while out and out[-1] == "":
         out.pop()
     return out
-
-
-def model_class_name(name: str) -> str:
-    """``resnet_ae`` -> ``ResnetAe``."""
-    return "".join(p[:1].upper() + p[1:] for p in name.split("_") if p) or "Model"

@@ -10,12 +10,71 @@ classes, attributes and statements in the same order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
+from ..framework_attributes import FRAMEWORK_ATTRIBUTES
 from ..graph import ModelGraph, Node
+from ..render import templates_dir
+from .namespace import Namespace, camel_case
 from .program import ClassDef, Ctor, ModuleInstance, ParamRef, Program, Statement, build_program
 from .pyformat import wrap_call
-from .pyliteral import comment_lines, literal, model_class_name
+from .pyliteral import comment_lines, literal
+
+#: The classes of the model's parts, by part.
+PART_CLASSES = {"encoder": "Encoder", "bottleneck": "Bottleneck", "decoder": "Decoder"}
+
+#: What the generated model files bind at module level besides the classes named after the spec,
+#: in either framework: imports, constants and switches, functions, the base class of Keras
+#: layers, the parts' classes. Helper classes are added from the templates' ``_helpers`` folders.
+#: Classes are named around all of them, so the PyTorch and Keras files name their classes alike.
+FILE_NAMES = frozenset(
+    {
+        # imports
+        "annotations",
+        "math",
+        "torch",
+        "nn",
+        "F",
+        "keras",
+        "layers",
+        "ops",
+        # constants and switches
+        "INPUT_SHAPE",
+        "TRAINABLE_PARAMETERS",
+        "NON_TRAINABLE_PARAMETERS",
+        "CHANNELS_LAST",
+        "COMPILE",
+        "AUTOCAST_DTYPE",
+        "JIT_COMPILE",
+        "MIXED_PRECISION",
+        "INITIALIZERS",
+        "_SCALES",
+        # functions
+        "_fans",
+        "_initialize",
+        "initialize",
+        "build_model",
+        "_smoke_test",
+        # classes
+        "Composite",
+        *PART_CLASSES.values(),
+    }
+)
+
+#: What the methods of generated classes are called besides the frameworks' own.
+METHOD_NAMES = frozenset({"encode", "decode", "reparameterize"})
+
+
+@lru_cache(maxsize=1)
+def helper_names() -> frozenset[str]:
+    """Every helper class a generated model file may define, in any framework."""
+    return frozenset(p.name.split(".")[0] for p in templates_dir().glob("*/_helpers/*.py.j2"))
+
+
+def file_namespace() -> Namespace:
+    """The module scope of a generated model file, before any class is named."""
+    return Namespace(FILE_NAMES | helper_names())
 
 
 class Target:
@@ -73,17 +132,6 @@ def call_statement(s: Statement) -> str:
 
 
 @dataclass
-class ClassView:
-    name: str
-    doc: str
-    init: list[str]  # the ``def __init__`` line(s)
-    attrs: list[str]  # lines of the constructor body
-    forward_def: list[str]  # the ``def forward``/``def call`` line(s); empty for containers
-    forward: list[str]  # lines of the forward body
-    returns: str = "x"
-
-
-@dataclass
 class Method:
     name: str
     params: list[str]
@@ -92,17 +140,29 @@ class Method:
 
 
 @dataclass
+class ClassView:
+    name: str
+    doc: str
+    init: list[str]  # the ``def __init__`` line(s)
+    attrs: list[str]  # lines of the constructor body
+    forward_def: list[str]  # the ``def forward``/``def call`` line(s); empty for containers
+    forward: list[str]  # lines of the forward body
+    returns: str = "x"
+    methods: list[Method] = field(default_factory=list)  # other methods (the bottleneck's)
+
+
+@dataclass
 class FileView:
     header: str
     description: list[str]
     spec_name: str
     class_name: str
+    part_classes: dict[str, str]
     helpers: list[str]
     classes: list[ClassView]
     parts: list[ClassView]
     bottleneck: str
     bottleneck_text: str
-    bottleneck_methods: list[Method]
     model_methods: list[str]
     forward_doc: str
     input_shape: tuple[int, int, int]  # (H, W, C)
@@ -176,7 +236,7 @@ class ViewBuilder:
         forward = self.forward_lines(inst, comments=True)
         fdef = def_lines(self.t.forward, [self.tensor(p) for p in inst.inputs], None)
         return ClassView(
-            name.capitalize(),
+            PART_CLASSES[name],
             f"The {name}.",
             def_lines("__init__", [], "None"),
             attr_lines(inst.attrs),
@@ -321,18 +381,13 @@ class ViewBuilder:
     # -- the file ------------------------------------------------------------------------------
     def file_view(self, spec_label: str, header: str) -> FileView:
         g = self.g
-        cname = model_class_name(g.name)
+        module = file_namespace()
+        cname = module.fresh(camel_case(g.name) or "Model", suffix="Model")
         program: Program = build_program(
             g,
             self.t.ctor,
-            reserved_classes=(
-                cname,
-                "Encoder",
-                "Decoder",
-                "Bottleneck",
-                "Composite",
-                *self.t.helpers,
-            ),
+            module=module,
+            attribute_words=FRAMEWORK_ATTRIBUTES | METHOD_NAMES | {self.t.forward},
         )
         callees = {c.callee for cls in program.classes for _, c in cls.attrs}
         callees |= {c.callee for inst in program.parts.values() for _, c in inst.attrs}
@@ -348,12 +403,13 @@ class ViewBuilder:
             parts.insert(
                 1,
                 ClassView(
-                    "Bottleneck",
+                    PART_CLASSES["bottleneck"],
                     f"The {kind.replace('_', '-')} bottleneck.",
                     def_lines("__init__", [], "None"),
                     attr_lines(program.parts["bottleneck"].attrs),
                     [],
                     [],
+                    methods=self.bottleneck_methods(),
                 ),
             )
         methods, forward_doc = self.model_methods(program.parts["encoder"].outputs[1:])
@@ -363,6 +419,7 @@ class ViewBuilder:
             description=comment_lines(g.description),
             spec_name=g.name,
             class_name=cname,
+            part_classes=dict(PART_CLASSES),
             helpers=helpers,
             classes=classes,
             parts=parts,
@@ -370,7 +427,6 @@ class ViewBuilder:
             bottleneck_text="no bottleneck"
             if kind == "none"
             else f"{kind.replace('_', '-')} bottleneck",
-            bottleneck_methods=self.bottleneck_methods(),
             model_methods=methods,
             forward_doc=forward_doc,
             input_shape=tuple(g.input_shape),

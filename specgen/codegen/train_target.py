@@ -21,6 +21,8 @@ class TrainView:
     model_file: str
     bottleneck: str
     defaults: dict[str, Any]
+    #: the command that installs the modules the script needs
+    install: str
 
 
 def defaults(graph: ModelGraph) -> dict[str, Any]:
@@ -51,5 +53,6 @@ def render_train(graph: ModelGraph, target: str, header: str) -> str:
         f"{target}_model.py",
         graph.bottleneck.kind,
         defaults(graph),
+        f"pip install 'specgen[{target}]'",
     )
     return render(f"train/{target}.py.j2", v=view)

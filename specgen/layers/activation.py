@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field
-
-from .base import Finite, LayerConfig, Shape, StrictBool, expect_rank, register
+from .base import Finite, LayerConfig, NonNegative, Shape, StrictBool, expect_rank, register
 
 
 class _Activation(LayerConfig):
@@ -31,7 +29,7 @@ class LeakyReLU(_Activation):
     """
 
     kind: Literal["leaky_relu"] = "leaky_relu"
-    negative_slope: Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0.0)]
+    negative_slope: NonNegative
 
 
 @register

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 Shape = tuple[int, ...]
 
@@ -48,12 +48,49 @@ Padding = Literal["same", "valid"]
 # Field types shared by several kinds. Integers and booleans are strict (no "3" -> 3, no
 # True -> 1); floats accept ints but never bools, strings, inf or nan.
 
+# Both frameworks hold these values as float32, so a float must fit one: a larger magnitude
+# becomes infinity, and a positive value below the smallest normal float32 may become 0 (which
+# is why fields that must be positive reject it).
+
+#: The largest finite float32.
+FLOAT32_MAX = 3.4028234663852886e38
+#: The smallest positive normal float32.
+FLOAT32_TINY = 1.1754943508222875e-38
+
+
+def _shown(value: float) -> str:
+    return repr(value).replace("e+", "e")
+
+
+def fits_float32(value: float) -> float:
+    """``value`` if a float32 holds it (up to rounding); else a ValueError saying why."""
+    if abs(value) > FLOAT32_MAX:
+        raise ValueError(f"{_shown(value)} does not fit a float32 (largest 3.4e38)")
+    return value
+
+
+def positive_float32(value: float) -> float:
+    """A positive ``value`` that stays positive as a float32."""
+    fits_float32(value)
+    if 0 < value < FLOAT32_TINY:
+        raise ValueError(
+            f"{_shown(value)} is below the smallest normal float32 (1.2e-38) and may become 0"
+        )
+    return value
+
+
 Window = Annotated[int, Field(strict=True, ge=1, le=MAX_WINDOW)]
 Count = Annotated[int, Field(strict=True, ge=1, le=MAX_COUNT)]
 StrictBool = Annotated[bool, Field(strict=True)]
-Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Finite = Annotated[float, Field(strict=True, allow_inf_nan=False), AfterValidator(fits_float32)]
+NonNegative = Annotated[
+    float, Field(strict=True, allow_inf_nan=False, ge=0.0), AfterValidator(fits_float32)
+]
+Positive = Annotated[
+    float, Field(strict=True, allow_inf_nan=False, gt=0.0), AfterValidator(positive_float32)
+]
 Rate = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0.0, lt=1.0)]
-Epsilon = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0.0)]
+Epsilon = Positive
 
 
 def to_pair(value: Any) -> Any:

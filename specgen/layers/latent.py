@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field
-
-from .base import Count, LayerConfig, Shape, ShapeError, expect_rank, fmt_shape, register
+from .base import (
+    Count,
+    LayerConfig,
+    NonNegative,
+    Shape,
+    ShapeError,
+    expect_rank,
+    fmt_shape,
+    register,
+)
 
 
 @register
@@ -47,7 +54,7 @@ class VectorQuantizer(LayerConfig):
 
     kind: Literal["vector_quantizer"] = "vector_quantizer"
     num_embeddings: Count
-    commitment_cost: Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0.0)] = 0.25
+    commitment_cost: NonNegative = 0.25
 
     short_name: ClassVar[str] = "quantizer"
     output_names: ClassVar[tuple[str, ...]] = ("quantized", "loss", "perplexity", "indices")
