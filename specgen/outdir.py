@@ -119,6 +119,25 @@ def safe_rel(rel: str) -> bool:
     )
 
 
+def real_parents(out: Path, rel: str) -> bool:
+    """Whether every folder between ``out`` and ``rel`` is a real folder, not a link (so that
+    nothing done to ``out / rel`` can reach outside ``out``)."""
+    cur = out
+    for part in rel.split("/")[:-1]:
+        cur = cur / part
+        try:
+            if not stat.S_ISDIR(os.lstat(cur).st_mode):
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def in_folder(out: Path, rel: object) -> bool:
+    """``rel`` is a safe relative path whose folders inside ``out`` are all real."""
+    return isinstance(rel, str) and safe_rel(rel) and real_parents(out, rel)
+
+
 def read_regular(path: Path, limit: int) -> bytes:
     """The bytes of ``path`` if it is a regular file (not a link, FIFO or device) of at most
     ``limit`` bytes."""
@@ -244,7 +263,7 @@ def clear_journal(state: Path) -> None:
 
 def _ours(out: Path, rel: object) -> Path | None:
     """The path of a temporary/backup file the journal names, if it is one specgen makes."""
-    if not isinstance(rel, str) or not safe_rel(rel) or not TEMP_NAME.fullmatch(rel.split("/")[-1]):
+    if not in_folder(out, rel) or not TEMP_NAME.fullmatch(rel.split("/")[-1]):
         return None
     path = out / rel
     try:
@@ -300,11 +319,11 @@ def recover(out: Path, state: Path) -> list[str]:
     restored = 0
     if phase == "committing":
         for target, bak in backups.items():
-            if (p := _ours(out, bak)) is not None and isinstance(target, str) and safe_rel(target):
+            if (p := _ours(out, bak)) is not None and in_folder(out, target):
                 restore(p, out / target)
                 restored += 1
         for target, sha in created.items() if isinstance(created, dict) else ():
-            if not (isinstance(target, str) and safe_rel(target)) or target in backups:
+            if not in_folder(out, target) or target in backups:
                 continue
             # only a file with exactly the content this run wrote
             if (data := file_bytes(out / target)) is not None and digest(data) == sha:

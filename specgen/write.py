@@ -37,6 +37,7 @@ from .outdir import (
     clear_journal,
     digest,
     file_bytes,
+    in_folder,
     locked,
     os_problem,
     read_manifest,
@@ -200,10 +201,10 @@ def _leftovers(plan: Plan, out: Path, manifest: Manifest) -> tuple[list[str], li
     remove: list[str] = []
     kept: list[tuple[str, str]] = []
     for rel, (owner, sha) in sorted(manifest.files.items()):
-        if owner not in scopes or rel in plan.files:
+        if owner not in scopes or rel in plan.files or not _plausible(owner, rel):
             continue
         path = out / rel
-        if path.is_symlink() or not path.exists():
+        if not in_folder(out, rel) or path.is_symlink() or not path.exists():
             continue
         current = file_bytes(path)
         if current is not None and digest(current) == sha:
@@ -211,6 +212,19 @@ def _leftovers(plan: Plan, out: Path, manifest: Manifest) -> tuple[list[str], li
         else:
             kept.append((rel, "changed since specgen wrote it"))
     return remove, kept
+
+
+def _plausible(owner: str, rel: str) -> bool:
+    """Whether ``rel`` is where ``owner`` puts its files: under the owner's own first folder
+    (``resnet_ae/...`` for ``resnet_ae/torch``, the top level for ``schema``), and with the
+    format's suffix for a figure format. A manifest edited by hand cannot make a run remove
+    anything else."""
+    head, _, kind = owner.partition("/")
+    top = rel.split("/")[0] if "/" in rel else ""
+    if top != (head if kind else ""):
+        return False
+    fmt = kind.partition(":")[2]
+    return not fmt or rel.endswith("." + fmt)
 
 
 def stale_files(plan: Plan, out: Path) -> list[str]:

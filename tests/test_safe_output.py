@@ -407,3 +407,49 @@ def test_safe_label_keeps_ordinary_paths_readable():
     assert safe_label(safe_label("a\nb")) == "a%0Ab"
     assert safe_label('a"\n') == "a%22%0A"
     assert safe_label("a--b") == "a-%2Db"
+
+
+def test_a_doctored_manifest_cannot_make_a_run_remove_other_files(tiny, tmp_path):
+    """A manifest edited by hand (or shipped in someone's repository) may claim any file; a
+    run still removes only files where their owner puts them, never through a linked folder."""
+    out = tmp_path / "out"
+    assert run("generate", tiny, "-o", out) == 0
+    readme = out / "README.md"
+    readme.write_text("mine\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    victim = elsewhere / "x.svg"
+    victim.write_text("mine\n")
+    (out / "tiny" / "linked").symlink_to(elsewhere, target_is_directory=True)
+    sha = hashlib.sha256(b"mine\n").hexdigest()
+    path = out / ".specgen" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["files"]["README.md"] = {"owner": "tiny/torch", "sha256": sha}
+    manifest["files"]["tiny/linked/x.svg"] = {"owner": "tiny/diagrams:svg", "sha256": sha}
+    manifest["files"]["../outside.txt"] = {"owner": "schema", "sha256": sha}
+    path.write_text(json.dumps(manifest))
+    assert run("generate", tiny, "-o", out) == 0
+    assert readme.read_text() == "mine\n" and victim.read_text() == "mine\n"
+
+
+def test_a_doctored_journal_cannot_reach_outside_the_folder(tiny, tmp_path):
+    out = tmp_path / "out"
+    assert run("generate", tiny, "-o", out) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    victim = elsewhere / "notes.txt"
+    victim.write_text("mine\n")
+    (elsewhere / ".specgen-0123456789abcdef.bak").write_text("evil\n")
+    (out / "tiny" / "linked").symlink_to(elsewhere, target_is_directory=True)
+    journal = {
+        "pid": 1,
+        "phase": "committing",
+        "temps": {},
+        "backups": {"tiny/linked/notes.txt": "tiny/linked/.specgen-0123456789abcdef.bak"},
+        "created": {"tiny/linked/notes.txt": hashlib.sha256(b"mine\n").hexdigest()},
+        "old_manifest": (out / ".specgen" / "manifest.json").read_text(),
+    }
+    (out / ".specgen" / "journal.json").write_text(json.dumps(journal))
+    assert run("generate", tiny, "-o", out) == 0
+    assert victim.read_text() == "mine\n"
+    assert (elsewhere / ".specgen-0123456789abcdef.bak").exists()
