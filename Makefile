@@ -19,11 +19,13 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
 setup: $(STAMP) graphviz
 
-# Re-run only when the pins or the project metadata change.
-$(STAMP): requirements/test.txt pyproject.toml
+# Re-run only when the pins or the project metadata change. requirements/test-nodeps.txt goes in
+# without its packages' declared dependencies (compressai's torchvision would break the CPU torch).
+$(STAMP): requirements/test.txt requirements/test-nodeps.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install -r requirements/test.txt
+	$(PIP) install --no-deps -r requirements/test-nodeps.txt
 	$(PIP) install --no-deps --no-build-isolation -e .
 	@touch $@
 

@@ -9,21 +9,18 @@ the encoder's strides do not divide — and reports that instead of its conseque
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
 
 import networkx as nx
 
 from .errors import SpecError
-from .graph import INPUT, ModelGraph
-from .layers import fmt_shape
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .expand import Expander
+from .graph import INPUT, ModelGraph, Node
+from .layers import Shape, fmt_shape
 
 _STRIDED = ("conv2d", "max_pool", "avg_pool")
 
 
-def check_graph(graph: ModelGraph, expander: Expander) -> list[SpecError]:
+def check_graph(graph: ModelGraph) -> list[SpecError]:
     problems: list[SpecError] = []
     g = graph.nx
     if not nx.is_directed_acyclic_graph(g):  # pragma: no cover - prevented by construction
@@ -53,7 +50,7 @@ def check_graph(graph: ModelGraph, expander: Expander) -> list[SpecError]:
         mismatch = (
             f"the reconstruction {_fmt(recon)} differ from the input {_fmt(graph.input_shape)}"
         )
-        root = _resolution_error(expander)
+        root = _resolution_error(graph.input_shape, graph.nodes)
         if root is not None:
             root = SpecError(root.message, root.path, root.hint, notes=(f"which makes {mismatch}",))
         problems.append(
@@ -69,14 +66,18 @@ def check_graph(graph: ModelGraph, expander: Expander) -> list[SpecError]:
     return problems
 
 
-def explain_resolution(expander: Expander, errors: list[SpecError]) -> list[SpecError]:
-    """Replace shape errors caused by an input size the encoder cannot divide by that cause."""
+def explain_resolution(
+    input_shape: Shape | None, nodes: Iterable[Node], errors: list[SpecError]
+) -> list[SpecError]:
+    """Replace shape errors caused by an input size the encoder cannot divide by that cause.
+
+    ``nodes`` are those expanded so far (a node's shapes may be unknown after an error)."""
     shape_errors = [
         e for e in errors if "cannot add" in e.message or "cannot concatenate" in e.message
     ]
     if not shape_errors:
         return errors
-    root = _resolution_error(expander)
+    root = _resolution_error(input_shape, nodes)
     if root is None:
         return errors
     consequences = tuple(f"which makes this fail: {e.message}" for e in shape_errors[:3])
@@ -84,14 +85,13 @@ def explain_resolution(expander: Expander, errors: list[SpecError]) -> list[Spec
     return [SpecError(root.message, root.path, root.hint, notes=consequences)] + rest
 
 
-def _resolution_error(expander: Expander) -> SpecError | None:
+def _resolution_error(shape: Shape | None, nodes: Iterable[Node]) -> SpecError | None:
     """'250 is not divisible by 16 (4 stride-2 levels in encoder); ...' or None."""
-    shape = expander.input_shape
     if shape is None:
         return None
     g = nx.DiGraph()
     strides: dict[str, tuple[int, int]] = {}
-    for d in expander.drafts.values():
+    for d in nodes:
         if d.part != "encoder" or d.role == "skip":
             continue
         for r in d.inputs:

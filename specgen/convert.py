@@ -12,7 +12,14 @@ dense                  weight (out, in)             kernel (in, out)
 batch_norm             weight, bias,                gamma, beta,
                        running_mean, running_var    moving_mean, moving_variance
 layer_norm/group_norm  weight, bias                 gamma, beta
+instance_norm          weight, bias (if affine)     gamma, beta
+prelu                  weight (C,) or (1,)          alpha (1, 1, C), (N,) or (1, ...)
 vector_quantizer       embedding.weight (K, D)      codebook (K, D)
+attention              group_norm.weight, .bias     gamma, beta
+                       to_q.weight (inner, C)       query_kernel (C, inner)
+                       to_k, to_v likewise          key_*, value_* likewise
+                       to_out.0.weight (C, inner)   output_kernel (inner, C)
+                       to_*.bias                    *_bias
 =====================  ===========================  ===============================
 
 No flatten-order permutation is needed in front of dense layers: both models flatten in the
@@ -86,26 +93,44 @@ def _pairs(node: Node) -> list[tuple[str, str, str]]:
         return out
     if kind == "vector_quantizer":
         return [("embedding.weight", "codebook", "copy")]
+    if kind == "attention":
+        out = [("group_norm.weight", "gamma", "copy"), ("group_norm.bias", "beta", "copy")]
+        for tname, kname in (("to_q", "query"), ("to_k", "key"), ("to_v", "value")):
+            out += [(f"{tname}.weight", f"{kname}_kernel", "transpose")]
+            out += [(f"{tname}.bias", f"{kname}_bias", "copy")]
+        out += [("to_out.0.weight", "output_kernel", "transpose")]
+        out += [("to_out.0.bias", "output_bias", "copy")]
+        return out
+    if kind == "prelu":
+        return [("weight", "alpha", "flat")]
+    if kind == "instance_norm":
+        return [("weight", "gamma", "copy"), ("bias", "beta", "copy")] if layer.affine else []
     return []
 
 
 #: Axis order taking a PyTorch tensor to its Keras layout, per layout (rank-checked first).
+#: The "flat" layout is a vector in PyTorch that Keras holds with axes of length 1 around it.
 _TO_KERAS_AXES = {"conv": (2, 3, 1, 0), "transpose": (1, 0)}
 _TO_TORCH_AXES = {"conv": (3, 2, 0, 1), "transpose": (1, 0)}
 
 
 def _to_keras(array: np.ndarray, layout: str) -> np.ndarray:
+    """``array`` in the Keras axis order; a "flat" one still needs its Keras shape."""
     axes = _TO_KERAS_AXES.get(layout)
     return array if axes is None else np.transpose(array, axes)
 
 
 def _to_torch(array: np.ndarray, layout: str) -> np.ndarray:
+    if layout == "flat":
+        return array.reshape(-1)
     axes = _TO_TORCH_AXES.get(layout)
     return array if axes is None else np.transpose(array, axes)
 
 
 def _torch_shape(keras_shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
     """The PyTorch shape of a weight whose Keras variable has ``keras_shape``."""
+    if layout == "flat":
+        return (math.prod(keras_shape),)
     axes = _TO_TORCH_AXES.get(layout)
     return tuple(keras_shape) if axes is None else tuple(keras_shape[a] for a in axes)
 
@@ -207,7 +232,8 @@ def torch_state_to_keras(
         if problem is not None:
             problems.append(problem)
             continue
-        assignments.append((variable, _to_keras(array, layout)))
+        keras_array = np.reshape(_to_keras(array, layout), tuple(variable.shape))
+        assignments.append((variable, keras_array))
     if problems:
         raise SpecErrors(problems, where)
     for variable, array in assignments:

@@ -100,8 +100,12 @@ def op_label(node: Node) -> str:
         return "BN"
     if kind == "layer_norm":
         return "LN"
+    if kind == "instance_norm":
+        return "IN"
     if kind == "group_norm":
         return f"GN /{layer.groups}"
+    if kind == "prelu":
+        return "PReLU" if not layer.shared else "PReLU shared"
     if kind == "leaky_relu":
         return f"LeakyReLU {layer.negative_slope:g}"
     if kind in ("relu", "gelu", "silu", "elu"):
@@ -115,6 +119,9 @@ def op_label(node: Node) -> str:
         return f"upsample ×{layer.size[0]} {layer.interpolation}"
     if kind == "reshape":
         return f"reshape {dims(tuple(layer.target_shape))}"
+    if kind == "pad":
+        (t, b), (left, r) = layer.padding
+        return f"pad {t}+{b}×{left}+{r} {layer.mode}"
     if kind == "vae_sampling":
         return "sample z"
     if kind == "vector_quantizer":

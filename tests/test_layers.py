@@ -97,9 +97,11 @@ CASES = [
     ({"kind": "layer_norm", "scale": False}, [(8, 8, 32)], [(8, 8, 32)], (32, 0), 0),
     ({"kind": "layer_norm"}, [(12,)], [(12,)], (24, 0), 0),
     ({"kind": "group_norm", "groups": 8}, [(8, 8, 32)], [(8, 8, 32)], (64, 0), 0),
+    ({"kind": "instance_norm", "affine": True}, [(8, 8, 32)], [(8, 8, 32)], (64, 0), 0),
     # activations
     ({"kind": "relu"}, [(4, 4, 3)], [(4, 4, 3)], (0, 0), 0),
     ({"kind": "leaky_relu", "negative_slope": 0.2}, [(5,)], [(5,)], (0, 0), 0),
+    ({"kind": "prelu"}, [(4, 4, 3)], [(4, 4, 3)], (3, 0), 0),
     ({"kind": "sigmoid"}, [(2, 2, 1)], [(2, 2, 1)], (0, 0), 0),
     ({"kind": "tanh"}, [()], [()], (0, 0), 0),
     ({"kind": "gelu", "approximate": True}, [(3,)], [(3,)], (0, 0), 0),
@@ -127,6 +129,7 @@ CASES = [
     ({"kind": "reshape", "target_shape": [4, 4, 8]}, [(128,)], [(4, 4, 8)], (0, 0), 0),
     ({"kind": "crop2d", "cropping": [[1, 0], [0, 1]]}, [(33, 33, 8)], [(32, 32, 8)], (0, 0), 0),
     ({"kind": "crop2d", "cropping": 2}, [(10, 10, 1)], [(6, 6, 1)], (0, 0), 0),
+    ({"kind": "pad", "padding": [[1, 0], [0, 2]]}, [(4, 4, 1)], [(5, 6, 1)], (0, 0), 0),
     ({"kind": "crop2d", "cropping": [1, 2]}, [(10, 10, 1)], [(8, 6, 1)], (0, 0), 0),
     # merges
     ({"kind": "add"}, [(16, 16, 128)] * 2, [(16, 16, 128)], (0, 0), 0),
@@ -139,6 +142,12 @@ CASES = [
     (
         {"kind": "vector_quantizer", "num_embeddings": 512},
         [(16, 16, 64)], [(16, 16, 64), (), (), (16, 16)], (32768, 0), 256 * 512 * 64,
+    ),
+    # attention (Stable Diffusion's VAE mid-block: 64x64x512, 32 groups, one head)
+    (
+        {"kind": "attention", "norm_groups": 32},
+        [(64, 64, 512)], [(64, 64, 512)], (2 * 512 + 4 * (512 * 512 + 512), 0),
+        4 * 4096 * 512 * 512 + 2 * 4096 * 4096 * 512,
     ),
 ]
 # fmt: on
@@ -312,8 +321,10 @@ MINIMAL: dict[str, tuple[dict, list[tuple[int, ...]]]] = {
     "batch_norm": ({}, [(4, 4, 2)]),
     "layer_norm": ({}, [(4, 4, 2)]),
     "group_norm": ({"groups": 2}, [(4, 4, 2)]),
+    "instance_norm": ({}, [(4, 4, 2)]),
     "relu": ({}, [(4, 4, 2)]),
     "leaky_relu": ({"negative_slope": 0.01}, [(4, 4, 2)]),
+    "prelu": ({}, [(4, 4, 2)]),
     "sigmoid": ({}, [(4, 4, 2)]),
     "tanh": ({}, [(4, 4, 2)]),
     "gelu": ({}, [(4, 4, 2)]),
@@ -328,11 +339,13 @@ MINIMAL: dict[str, tuple[dict, list[tuple[int, ...]]]] = {
     "flatten": ({}, [(4, 4, 2)]),
     "reshape": ({"target_shape": [32]}, [(4, 4, 2)]),
     "crop2d": ({"cropping": 1}, [(4, 4, 2)]),
+    "pad": ({"padding": 1}, [(4, 4, 2)]),
     "add": ({}, [(4, 4, 2), (4, 4, 2)]),
     "concat": ({}, [(4, 4, 2), (4, 4, 3)]),
     "identity": ({}, [(4, 4, 2)]),
     "vae_sampling": ({}, [(6,), (6,)]),
     "vector_quantizer": ({"num_embeddings": 4}, [(4, 4, 2)]),
+    "attention": ({"norm_groups": 2}, [(4, 4, 2)]),
 }
 
 

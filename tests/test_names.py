@@ -100,6 +100,7 @@ def helper_spec(name: str = "helpers", bottleneck: str = "variational") -> dict:
         {"kind": "gelu", "approximate": True},
         {"kind": "max_pool", "pool_size": 2, "strides": 1, **same},
         {"kind": "avg_pool", "pool_size": 2, "strides": 1, **same},
+        {"kind": "attention", "norm_groups": 2},
         {"kind": "conv2d_transpose", "filters": 4, "kernel_size": 3, "strides": 2, **same},
         {"kind": "conv2d", "filters": 2, "kernel_size": 3, **same},
     ]
@@ -109,9 +110,9 @@ def helper_spec(name: str = "helpers", bottleneck: str = "variational") -> dict:
         "specgen": 1,
         "name": name,
         "input": {"shape": [8, 8, 2]},
-        "encoder": layers[:5],
+        "encoder": layers[:6],
         "bottleneck": code,
-        "decoder": layers[5:],
+        "decoder": layers[6:],
     }
 
 

@@ -16,6 +16,8 @@ downsample by a strided conv (kernel 2 or 3, 'same') or by max/avg pooling; the 
 them with conv-transposes (kernel 2 or 3, stride 2) or upsample (nearest/bilinear) + conv. Levels
 are written in one of three ways: explicit groups, a ``for`` loop over a list parameter whose
 entries pick their block with ``when``, or the ``levels`` shorthand (counted or over a list).
+The encoder's last level is at times followed by a self-attention layer (random groups, heads,
+head width, residual and rescaling).
 Skips are none, ResNetAE-like multi-resolution add skips (every encoder level to the bottleneck
 resolution, the decoder stem to every decoder level), or U-Net concat skips from each encoder
 level to the decoder level of the same resolution. The bottleneck is none, dense (random units
@@ -97,6 +99,25 @@ def norms(draw) -> dict | None:
         layer["momentum"] = draw(st.sampled_from([0.0, 0.1, 0.5, 0.9, 0.99, 0.999]))
     if draw(st.booleans()):
         layer["epsilon"] = draw(st.sampled_from([1e-5, 1e-4, 1e-3, 0.01, 0.1]))
+    return layer
+
+
+@st.composite
+def attentions(draw, channels: int) -> dict:
+    """A self-attention layer for an input of ``channels`` channels: a group-norm group count
+    that divides them, and heads that split them or a ``head_dim`` of their own."""
+    layer: dict = {"kind": "attention", "norm_groups": draw(st.sampled_from(divisors(channels)))}
+    if draw(st.booleans()):
+        layer["heads"] = draw(st.sampled_from(divisors(channels)))
+    elif draw(st.booleans()):
+        layer["heads"] = draw(st.integers(1, 3))
+        layer["head_dim"] = draw(st.integers(1, 8))
+    if draw(st.booleans()):
+        layer["residual"] = draw(st.booleans())
+    if draw(st.booleans()):
+        layer["rescale_output_factor"] = draw(decimals(5, 20, 10))
+    if draw(st.booleans()):
+        layer["epsilon"] = draw(st.sampled_from([1e-6, 1e-5, 1e-3]))
     return layer
 
 
@@ -543,6 +564,8 @@ def random_specs(draw) -> dict:
     levels, features, ch = encoder_levels(b, n_levels, style, ch, skips != "none" and ch == c)
     encoder += level_items(b, "encoder", style, levels)
     enc_skip_width = ch
+    if draw(st.integers(0, 3)) == 0:
+        encoder.append(draw(attentions(ch)))
     if draw(st.booleans()):
         ch = draw(st.integers(2, 16))
         encoder.append(

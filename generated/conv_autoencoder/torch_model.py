@@ -37,16 +37,24 @@ AUTOCAST_DTYPE = None
 
 
 class PaddedConv2d(nn.Conv2d):
-    """A convolution with explicit, possibly asymmetric zero padding ((top, bottom), (left, right)),
-    as 'same' padding pads when the total is odd: the extra row and column go after."""
+    """A convolution with explicit, possibly asymmetric padding ((top, bottom), (left, right)),
+    as 'same' padding pads when the total is odd: the extra row and column go after.
+    ``padding_mode`` is "zeros", "reflect" or "replicate", as for ``nn.Conv2d``."""
 
-    def __init__(self, *args, padding: tuple[tuple[int, int], ...], **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        padding: tuple[tuple[int, int], ...],
+        padding_mode: str = "zeros",
+        **kwargs,
+    ) -> None:
         super().__init__(*args, **kwargs)
         (top, bottom), (left, right) = padding
         self.pad = (left, right, top, bottom)
+        self.pad_mode = "constant" if padding_mode == "zeros" else padding_mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(F.pad(x, self.pad))
+        return super().forward(F.pad(x, self.pad, mode=self.pad_mode))
 
 
 class CroppedConvTranspose2d(nn.ConvTranspose2d):

@@ -15,8 +15,21 @@ from ..graph import ModelGraph, Node
 from ..render import render
 from .program import Arg, Ctor, Statement
 from .pyview import Target, ViewBuilder, call_statement
+from .torch_target import attention_args
 
-HELPERS = ("GeluTanh", "VaeSampling", "VectorQuantizer")
+HELPERS = (
+    "ConstantPReLU",
+    "GeluTanh",
+    "Pad2D",
+    "PaddedConv2D",
+    "CroppedConv2DTranspose",
+    "VaeSampling",
+    "VectorQuantizer",
+    "SpatialSelfAttention",
+)
+
+#: Helpers that other helpers use, so that the file defines them too.
+HELPER_NEEDS = {"PaddedConv2D": ("Pad2D",)}
 
 
 def _pair(p: tuple[int, int]) -> Any:
@@ -63,8 +76,19 @@ def keras_ctor(node: Node, graph: ModelGraph) -> Ctor:
         ]
         if layer.strides != (1, 1):
             args.append(Arg("strides", _pair(layer.strides)))
-        if layer.padding != "valid":
-            args.append(Arg("padding", layer.padding))
+        sides = layer.explicit_padding(shape) if kind == "conv2d" else ((0, 0), (0, 0))
+        explicit = kind == "conv2d" and layer.padding != "valid"
+        explicit = explicit and (layer.padding != "same" or layer.padding_mode != "zeros")
+        if explicit and sides != ((0, 0), (0, 0)):
+            # Keras pads only as 'same' does, with zeros: other padding comes first
+            args.append(Arg("padding", sides))
+            if layer.padding_mode != "zeros":
+                args.append(Arg("padding_mode", layer.padding_mode))
+        elif not explicit and layer.padding not in ("valid", 0):
+            if isinstance(layer.padding, str):
+                args.append(Arg("padding", layer.padding))
+        if kind == "conv2d_transpose" and layer.output_padding:
+            args.append(Arg("output_padding", layer.output_padding))
         if layer.dilation_rate != (1, 1):
             args.append(Arg("dilation_rate", _pair(layer.dilation_rate)))
         if layer.groups != 1:
@@ -72,8 +96,19 @@ def keras_ctor(node: Node, graph: ModelGraph) -> Ctor:
         if not layer.use_bias:
             args.append(Arg("use_bias", False))
         args += _init_args(layer)
+        if explicit and sides != ((0, 0), (0, 0)):
+            return Ctor("PaddedConv2D", tuple(args))
+        if kind == "conv2d_transpose" and isinstance(layer.padding, int) and layer.padding:
+            # PyTorch's padding cuts the full output on every side
+            return Ctor("CroppedConv2DTranspose", (*args, Arg("crop", layer.padding)))
         callee = "layers.Conv2D" if kind == "conv2d" else "layers.Conv2DTranspose"
         return Ctor(callee, tuple(args))
+    if kind == "pad":
+        (t, b), (left, r) = layer.padding
+        sides = t if len({t, b, left, r}) == 1 else layer.padding
+        if layer.mode == "zeros":
+            return Ctor("layers.ZeroPadding2D", (Arg("padding", sides),))
+        return Ctor("Pad2D", (Arg("padding", layer.padding), Arg("mode", layer.mode)))
     if kind == "dense":
         args = [Arg(None, layer.units, "units")]
         if not layer.use_bias:
@@ -89,10 +124,26 @@ def keras_ctor(node: Node, graph: ModelGraph) -> Ctor:
     if kind == "group_norm":
         args = [Arg("groups", layer.groups)] + _norm_args(layer, 0.001)
         return Ctor("layers.GroupNormalization", tuple(args))
+    if kind == "instance_norm":
+        # group normalization with one group per channel; both use the biased variance and
+        # add epsilon to it under the square root, as PyTorch does
+        args = [Arg("groups", shape[-1]), Arg("epsilon", layer.epsilon)]
+        if not layer.affine:
+            args += [Arg("center", False), Arg("scale", False)]
+        return Ctor("layers.GroupNormalization", tuple(args))
     if kind == "relu":
         return Ctor("layers.ReLU")
     if kind == "leaky_relu":
         return Ctor("layers.LeakyReLU", (Arg("negative_slope", layer.negative_slope),))
+    if kind == "prelu":
+        # Keras keeps one slope per position unless its axes are shared: all but the channels,
+        # or all of them for a single slope
+        rank = len(shape)
+        shared = list(range(1, rank + 1 if layer.shared else rank))
+        args = [Arg("init", layer.init)] if layer.init != 0.25 else []
+        if shared:
+            args.append(Arg("shared_axes", shared))
+        return Ctor("ConstantPReLU", tuple(args))
     if kind in ("sigmoid", "tanh", "silu"):
         return Ctor("layers.Activation", (Arg(None, kind, "activation"),))
     if kind == "gelu":
@@ -120,6 +171,8 @@ def keras_ctor(node: Node, graph: ModelGraph) -> Ctor:
         if layer.interpolation != "nearest":
             args.append(Arg("interpolation", layer.interpolation))
         return Ctor("layers.UpSampling2D", tuple(args))
+    if kind == "attention":
+        return Ctor("SpatialSelfAttention", tuple(attention_args(layer, shape)))
     if kind == "vae_sampling":
         return Ctor("VaeSampling")
     if kind == "vector_quantizer":
@@ -190,4 +243,8 @@ class KerasTarget(Target):
 def render_keras(graph: ModelGraph, spec_label: str, header: str) -> str:
     """The text of ``keras_model.py``."""
     view = ViewBuilder(KerasTarget(), graph).file_view(spec_label, header)
+    needed = set(view.helpers)
+    for helper in view.helpers:
+        needed.update(HELPER_NEEDS.get(helper, ()))
+    view.helpers = [h for h in HELPERS if h in needed]
     return render("keras/model.py.j2", v=view)

@@ -25,6 +25,7 @@ HELPERS = (
     "AvgPool2dSame",
     "VaeSampling",
     "VectorQuantizer",
+    "SpatialSelfAttention",
 )
 
 
@@ -36,6 +37,23 @@ def _unsupported(node: Node, what: str) -> SpecErrors:
     return SpecErrors(
         [SpecError(f"the PyTorch target cannot express {what} ('{node.name}')", node.origin)]
     )
+
+
+def attention_args(layer, shape: tuple[int, ...]) -> list[Arg]:
+    """Arguments of the SpatialSelfAttention helper of either target (both take the same)."""
+    heads, head_dim = layer.dims(shape[2])
+    args = [
+        Arg(None, shape[2], "channels"),
+        Arg(None, layer.norm_groups, "num_groups"),
+        Arg("heads", heads),
+        Arg("head_dim", head_dim),
+        Arg("eps", layer.epsilon),
+    ]
+    if not layer.residual:
+        args.append(Arg("residual", False))
+    if layer.rescale_output_factor != 1.0:
+        args.append(Arg("rescale_output_factor", layer.rescale_output_factor))
+    return args
 
 
 def torch_ctor(node: Node, graph: ModelGraph) -> Ctor:
@@ -58,6 +76,8 @@ def torch_ctor(node: Node, graph: ModelGraph) -> Ctor:
             args.append(Arg("padding", _pair((t, left))))
         elif not symmetric:
             args.append(Arg("padding", ((t, b), (left, r))))
+        if layer.padding_mode != "zeros":
+            args.append(Arg("padding_mode", layer.padding_mode))
         if layer.dilation_rate != (1, 1):
             args.append(Arg("dilation", _pair(layer.dilation_rate)))
         if layer.groups != 1:
@@ -75,8 +95,13 @@ def torch_ctor(node: Node, graph: ModelGraph) -> Ctor:
         if layer.strides != (1, 1):
             args.append(Arg("stride", _pair(layer.strides)))
         padding, out_pad, plain = [], [], True
+        if isinstance(layer.padding, int):  # PyTorch's own padding, written as it is
+            crops = ((layer.padding, layer.padding),) * 2
+            out_pad = [layer.output_padding] * 2
         for (before, after), s, d in zip(crops, layer.strides, layer.dilation_rate, strict=True):
-            if before == after >= 0:
+            if isinstance(layer.padding, int):
+                padding.append(before)
+            elif before == after >= 0:
                 padding.append(before)
                 out_pad.append(0)
             elif before == 0 and after < 0 and -after < max(s, d):
@@ -98,6 +123,13 @@ def torch_ctor(node: Node, graph: ModelGraph) -> Ctor:
         if not layer.use_bias:
             args.append(Arg("bias", False))
         return Ctor("nn.ConvTranspose2d" if plain else "CroppedConvTranspose2d", tuple(args))
+    if kind == "pad":
+        (t, b), (left, r) = layer.padding
+        callee = {"zeros": "nn.ZeroPad2d", "reflect": "nn.ReflectionPad2d"}.get(
+            layer.mode, "nn.ReplicationPad2d"
+        )
+        sides = (left, r, t, b)
+        return Ctor(callee, (Arg(None, sides[0] if len(set(sides)) == 1 else sides, "padding"),))
     if kind == "dense":
         args = [Arg(None, shape[0], "in_features"), Arg(None, layer.units, "out_features")]
         if not layer.use_bias:
@@ -135,10 +167,22 @@ def torch_ctor(node: Node, graph: ModelGraph) -> Ctor:
         if not layer.scale:
             args.append(Arg("affine", False))
         return Ctor("nn.GroupNorm", tuple(args))
+    if kind == "instance_norm":
+        args = [Arg(None, shape[-1], "num_features")]
+        if layer.epsilon != 1e-5:
+            args.append(Arg("eps", layer.epsilon))
+        if layer.affine:
+            args.append(Arg("affine", True))
+        return Ctor("nn.InstanceNorm2d", tuple(args))
     if kind == "relu":
         return Ctor("nn.ReLU")
     if kind == "leaky_relu":
         return Ctor("nn.LeakyReLU", (Arg(None, layer.negative_slope, "negative_slope"),))
+    if kind == "prelu":
+        args = [] if layer.shared else [Arg("num_parameters", shape[-1])]
+        if layer.init != 0.25:
+            args.append(Arg("init", layer.init))
+        return Ctor("nn.PReLU", tuple(args))
     if kind == "sigmoid":
         return Ctor("nn.Sigmoid")
     if kind == "tanh":
@@ -169,6 +213,8 @@ def torch_ctor(node: Node, graph: ModelGraph) -> Ctor:
         if layer.interpolation == "bilinear":
             args += [Arg("mode", "bilinear"), Arg("align_corners", False)]
         return Ctor("nn.Upsample", tuple(args))
+    if kind == "attention":
+        return Ctor("SpatialSelfAttention", tuple(attention_args(layer, shape)))
     if kind == "vae_sampling":
         return Ctor("VaeSampling")
     if kind == "vector_quantizer":
@@ -251,6 +297,7 @@ _FUNCTIONAL = {
     "MaxPool2dSame",
     "AvgPool2dSame",
     "VectorQuantizer",
+    "SpatialSelfAttention",
 }
 
 

@@ -12,7 +12,18 @@ from typing import Annotated
 
 from pydantic import Field
 
-from . import activation, conv, dense, latent, merge, norm, pool, regularization, reshape  # noqa: F401
+from . import (  # noqa: F401
+    activation,
+    attention,
+    conv,
+    dense,
+    latent,
+    merge,
+    norm,
+    pool,
+    regularization,
+    reshape,
+)
 from .base import (
     INITIALIZERS,
     REGISTRY,

@@ -1,10 +1,19 @@
-"""Element-wise activations (and ``softmax`` over the last axis). No parameters, shape kept."""
+"""Element-wise activations (and ``softmax`` over the last axis). Shape kept; only ``prelu`` has
+parameters (its learnt slopes)."""
 
 from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from .base import Finite, LayerConfig, NonNegative, Shape, StrictBool, expect_rank, register
+from .base import (
+    Finite,
+    LayerConfig,
+    NonNegative,
+    Shape,
+    StrictBool,
+    expect_rank,
+    register,
+)
 
 
 class _Activation(LayerConfig):
@@ -30,6 +39,29 @@ class LeakyReLU(_Activation):
 
     kind: Literal["leaky_relu"] = "leaky_relu"
     negative_slope: NonNegative
+
+
+@register
+class PReLU(_Activation):
+    """``x`` if ``x >= 0`` else ``a * x`` with a learnt slope ``a``: one per channel (the last
+    axis), or one for the whole tensor with ``shared``. Every slope starts at ``init``."""
+
+    kind: Literal["prelu"] = "prelu"
+    shared: StrictBool = False
+    init: Finite = 0.25
+
+    has_weights: ClassVar[bool] = True
+
+    def infer(self, inputs: list[Shape]) -> list[Shape]:
+        (shape,) = inputs
+        if self.shared:
+            expect_rank(self.kind, shape, (1, 2, 3))
+        else:
+            expect_rank(self.kind, shape, (1, 3), hint="use shared: true for a single slope")
+        return [shape]
+
+    def count_params(self, inputs: list[Shape]) -> tuple[int, int]:
+        return (1 if self.shared else inputs[0][-1]), 0
 
 
 @register

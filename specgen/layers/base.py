@@ -13,7 +13,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+)
 
 Shape = tuple[int, ...]
 
@@ -43,6 +52,9 @@ Initializer = Literal[
     "ones",
 ]
 Padding = Literal["same", "valid"]
+#: How explicit padding fills: zeros, the mirror image about the edge (the edge itself not
+#: repeated, as PyTorch's "reflect") or copies of the edge.
+PaddingMode = Literal["zeros", "reflect", "replicate"]
 
 # ----------------------------------------------------------------------------------------------
 # Field types shared by several kinds. Integers and booleans are strict (no "3" -> 3, no
@@ -124,6 +136,81 @@ Pair = Annotated[
         mode="validation",
     ),
 ]
+
+
+#: Rows or columns of explicit padding on one side.
+PadAmount = Annotated[int, Field(strict=True, ge=0, le=MAX_WINDOW)]
+
+
+def to_sides(value: Any) -> Any:
+    """Normalise a padding amount: ``p -> ((p, p), (p, p))``, ``[v, h] -> ((v, v), (h, h))``,
+    ``[[top, bottom], [left, right]]`` -> nested tuples; anything else passes through unchanged
+    so that pydantic reports it."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value), (value, value)
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return (value[0], value[0]), (value[1], value[1])
+        return tuple(tuple(v) if isinstance(v, (list, tuple)) else v for v in value)
+    return value
+
+
+_PAD_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_WINDOW}
+_PAD_PAIR_SCHEMA = {"type": "array", "items": _PAD_SCHEMA, "minItems": 2, "maxItems": 2}
+
+#: Explicit padding ``((top, bottom), (left, right))``; the spec may give ``p`` for every side,
+#: ``[v, h]`` for rows and columns, or all four.
+Sides = Annotated[
+    tuple[tuple[PadAmount, PadAmount], tuple[PadAmount, PadAmount]],
+    BeforeValidator(to_sides),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                _PAD_SCHEMA,
+                _PAD_PAIR_SCHEMA,
+                {"type": "array", "items": _PAD_PAIR_SCHEMA, "minItems": 2, "maxItems": 2},
+            ]
+        },
+        mode="validation",
+    ),
+]
+
+
+def _padding_branch(value: Any) -> str:
+    return "named" if isinstance(value, str) else "amounts"
+
+
+#: A convolution's padding: 'same', 'valid' or explicit amounts. A string is only ever checked
+#: against the names, so that a misspelt one gives one error listing them.
+PaddingOrSides = Annotated[
+    Annotated[Padding, Tag("named")] | Annotated[Sides, Tag("amounts")],
+    Discriminator(_padding_branch),
+]
+
+
+#: A transposed convolution's padding: 'same', 'valid' or PyTorch's amount cut from each side.
+TransposePadding = Annotated[
+    Annotated[Padding, Tag("named")] | Annotated[PadAmount, Tag("amounts")],
+    Discriminator(_padding_branch),
+]
+
+
+def check_reflect(
+    kind: str, shape: Shape, sides: tuple[tuple[int, int], tuple[int, int]], field: str
+) -> None:
+    """Reflect padding mirrors the input about its edge, so each side's amount must be smaller
+    than the input's length along that axis (PyTorch refuses anything else)."""
+    for axis, what in ((0, "rows"), (1, "columns")):
+        widest = max(sides[axis])
+        if widest >= shape[axis]:
+            raise ShapeError(
+                f"{kind} cannot reflect-pad {widest} {what} of an input with {shape[axis]} "
+                f"{what}: reflect padding must be smaller than the input side",
+                field=field,
+                hint="pad less, or use mode 'replicate' or 'zeros'"
+                if kind == "pad"
+                else "pad less, or use padding_mode 'replicate' or 'zeros'",
+            )
 
 
 # ----------------------------------------------------------------------------------------------

@@ -10,12 +10,17 @@ from .base import (
     Count,
     Initializer,
     LayerConfig,
+    PadAmount,
     Padding,
+    PaddingMode,
+    PaddingOrSides,
     Pair,
     Shape,
     ShapeError,
     StrictBool,
+    TransposePadding,
     ceil_div,
+    check_reflect,
     expect_rank,
     fmt_pair,
     register,
@@ -122,21 +127,46 @@ class Conv2d(_ConvBase):
 
     'same' gives ``ceil(H / stride)`` rows, padded as in :func:`same_padding`; 'valid' gives
     ``floor((H - dilation * (kernel - 1) - 1) / stride) + 1`` and needs that to be >= 1.
+    Explicit padding ``((top, bottom), (left, right))`` (PyTorch's) pads first and then works as
+    'valid'. ``padding_mode`` says what the padding holds: zeros, the input mirrored about its
+    edge ('reflect') or copies of the edge ('replicate').
     """
 
     kind: Literal["conv2d"] = "conv2d"
+    padding: PaddingOrSides = "same"
+    padding_mode: PaddingMode = "zeros"
+
     short_name: ClassVar[str] = "conv"
+
+    @model_validator(mode="after")
+    def _check_padding_mode(self):
+        if self.padding == "valid" and self.padding_mode != "zeros":
+            raise ValueError(
+                f"padding_mode '{self.padding_mode}' needs padding 'same' or explicit amounts; "
+                "padding 'valid' pads nothing"
+            )
+        return self
 
     def infer(self, inputs: list[Shape]) -> list[Shape]:
         (shape,) = inputs
         self._check_input(shape)
-        out = [conv_output_size(shape[a], *self._axis(a), self.padding) for a in (0, 1)]
+        sides = self.explicit_padding(shape)
+        if self.padding == "same":
+            out = [ceil_div(shape[a], self.strides[a]) for a in (0, 1)]
+        else:
+            out = [
+                conv_output_size(shape[a] + sum(sides[a]), *self._axis(a), "valid") for a in (0, 1)
+            ]
         if min(out) < 1:
             raise ShapeError(
                 self._misfit_message(shape),
                 field="kernel_size",
-                hint="use padding 'same' or a smaller kernel_size/dilation_rate",
+                hint="use padding 'same' or a smaller kernel_size/dilation_rate"
+                if self.padding == "valid"
+                else "pad more, or use a smaller kernel_size/dilation_rate",
             )
+        if self.padding_mode == "reflect":
+            check_reflect(self.kind, shape, sides, "padding")
         return [(out[0], out[1], self.filters)]
 
     def _misfit_message(self, shape: Shape) -> str:
@@ -144,14 +174,22 @@ class Conv2d(_ConvBase):
         if max(self.dilation_rate) > 1:
             eff = [d * (k - 1) + 1 for k, _, d in (self._axis(0), self._axis(1))]
             kernel += f" with dilation {fmt_pair(self.dilation_rate)} (spans {fmt_pair(eff)})"
-        return f"{kernel} does not fit a {shape[0]}x{shape[1]} input with padding 'valid'"
+        if self.padding == "valid":
+            return f"{kernel} does not fit a {shape[0]}x{shape[1]} input with padding 'valid'"
+        (top, bottom), (left, right) = self.padding
+        return (
+            f"{kernel} does not fit a {shape[0]}x{shape[1]} input padded by {top}+{bottom} rows "
+            f"and {left}+{right} columns"
+        )
 
     def explicit_padding(self, input_shape: Shape) -> tuple[tuple[int, int], tuple[int, int]]:
-        """Zero padding ``((top, bottom), (left, right))`` equivalent to this layer's padding."""
+        """The padding ``((top, bottom), (left, right))`` equivalent to this layer's padding."""
         if self.padding == "valid":
             return (0, 0), (0, 0)
-        rows, cols = (same_padding(input_shape[a], *self._axis(a)) for a in (0, 1))
-        return rows, cols
+        if self.padding == "same":
+            rows, cols = (same_padding(input_shape[a], *self._axis(a)) for a in (0, 1))
+            return rows, cols
+        return self.padding
 
     def count_params(self, inputs: list[Shape]) -> tuple[int, int]:
         kh, kw = self.kernel_size
@@ -173,7 +211,26 @@ class Conv2dTranspose(_ConvBase):
     """
 
     kind: Literal["conv2d_transpose"] = "conv2d_transpose"
+    padding: TransposePadding = "same"
+    output_padding: PadAmount = 0
+
     short_name: ClassVar[str] = "deconv"
+
+    @model_validator(mode="after")
+    def _check_output_padding(self):
+        if self.output_padding and isinstance(self.padding, str):
+            raise ValueError(
+                f"output_padding needs an integer padding (PyTorch's), not '{self.padding}'"
+            )
+        for axis in (0, 1):
+            _, s, d = self._axis(axis)
+            if self.output_padding >= max(s, d):
+                raise ValueError(
+                    f"output_padding ({self.output_padding}) must be smaller than the stride or "
+                    f"the dilation_rate, got strides {fmt_pair(self.strides)} and "
+                    f"dilation_rate {fmt_pair(self.dilation_rate)}"
+                )
+        return self
 
     def infer(self, inputs: list[Shape]) -> list[Shape]:
         (shape,) = inputs
@@ -182,11 +239,28 @@ class Conv2dTranspose(_ConvBase):
         for axis in (0, 1):
             k, s, d = self._axis(axis)
             h = shape[axis]
-            out.append(h * s if self.padding == "same" else (h - 1) * s + d * (k - 1) + 1)
+            full = (h - 1) * s + d * (k - 1) + 1
+            if self.padding == "same":
+                out.append(h * s)
+            elif self.padding == "valid":
+                out.append(full)
+            else:
+                out.append(full - 2 * self.padding + self.output_padding)
+        if min(out) < 1:
+            raise ShapeError(
+                f"padding {self.padding} cuts the whole {shape[0]}x{shape[1]} output of a "
+                f"transposed kernel {fmt_pair(self.kernel_size)} away",
+                field="padding",
+                hint="use a smaller padding",
+            )
         return [(out[0], out[1], self.filters)]
 
     def output_crop(self, input_shape: Shape) -> tuple[tuple[int, int], tuple[int, int]]:
-        """:func:`transpose_crop` for both axes: ``((top, bottom), (left, right))``."""
+        """:func:`transpose_crop` for both axes: ``((top, bottom), (left, right))``; with an
+        integer padding ``p``, ``(p, p - output_padding)`` on both."""
+        if isinstance(self.padding, int):
+            cut = (self.padding, self.padding - self.output_padding)
+            return cut, cut
         rows, cols = (transpose_crop(input_shape[a], *self._axis(a), self.padding) for a in (0, 1))
         return rows, cols
 

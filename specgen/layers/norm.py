@@ -1,7 +1,7 @@
-"""Normalisation layers: ``batch_norm``, ``layer_norm`` and ``group_norm``.
+"""Normalisation layers: ``batch_norm``, ``layer_norm``, ``group_norm`` and ``instance_norm``.
 
-All three normalise channel-last tensors and, with ``scale``/``center``, apply a learnt
-per-channel ``gamma``/``beta``.
+All normalise channel-last tensors and apply a learnt per-channel ``gamma``/``beta``: the first
+three with ``scale``/``center``, ``instance_norm`` with ``affine`` (PyTorch's options and defaults).
 """
 
 from __future__ import annotations
@@ -10,7 +10,17 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from .base import Count, Epsilon, LayerConfig, Shape, ShapeError, StrictBool, expect_rank, register
+from .base import (
+    Count,
+    Epsilon,
+    LayerConfig,
+    Shape,
+    ShapeError,
+    StrictBool,
+    expect_rank,
+    product,
+    register,
+)
 
 Momentum = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0.0, lt=1.0)]
 
@@ -84,3 +94,32 @@ class GroupNorm(_NormBase):
                 hint=f"choose groups among the divisors of {channels}",
             )
         return [shape]
+
+
+@register
+class InstanceNorm(LayerConfig):
+    """Normalises each channel of each sample over its spatial positions (every axis but the
+    last), with the biased variance and no running statistics, as PyTorch's ``InstanceNorm2d``
+    with ``track_running_stats=False``; ``affine`` adds a learnt per-channel ``gamma``/``beta``.
+    Equal to ``group_norm`` with one group per channel."""
+
+    kind: Literal["instance_norm"] = "instance_norm"
+    epsilon: Epsilon = 1e-5
+    affine: StrictBool = False
+
+    short_name: ClassVar[str] = "inorm"
+    has_weights: ClassVar[bool] = True
+
+    def infer(self, inputs: list[Shape]) -> list[Shape]:
+        (shape,) = inputs
+        expect_rank(self.kind, shape, (3,), hint="use layer_norm or batch_norm on a vector")
+        if product(shape[:-1]) == 1:
+            raise ShapeError(
+                "instance_norm needs more than one spatial position to normalise over; "
+                "every output would be 0",
+                hint="place it where the spatial size is larger than 1x1",
+            )
+        return [shape]
+
+    def count_params(self, inputs: list[Shape]) -> tuple[int, int]:
+        return (2 * inputs[0][-1] if self.affine else 0), 0

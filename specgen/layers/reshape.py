@@ -1,4 +1,4 @@
-"""Layout changes: ``flatten``, ``reshape`` and ``crop2d``."""
+"""Layout changes: ``flatten``, ``reshape``, ``crop2d`` and ``pad``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,18 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field
 
-from .base import LayerConfig, Shape, ShapeError, expect_rank, fmt_shape, product, register
+from .base import (
+    LayerConfig,
+    PaddingMode,
+    Shape,
+    ShapeError,
+    Sides,
+    check_reflect,
+    expect_rank,
+    fmt_shape,
+    product,
+    register,
+)
 
 #: Largest single dimension a reshape target or crop may name.
 MAX_DIM = 2**31 - 1
@@ -96,3 +107,24 @@ class Crop2d(LayerConfig):
                 field="cropping",
             )
         return [(h, w, shape[2])]
+
+
+@register
+class Pad(LayerConfig):
+    """Adds ``padding = ((top, bottom), (left, right))`` rows/columns around an image: zeros, the
+    image mirrored about its edge without repeating it ('reflect'), or copies of the edge
+    ('replicate')."""
+
+    kind: Literal["pad"] = "pad"
+    padding: Sides
+    mode: PaddingMode = "zeros"
+
+    short_name: ClassVar[str] = "pad"
+
+    def infer(self, inputs: list[Shape]) -> list[Shape]:
+        (shape,) = inputs
+        expect_rank(self.kind, shape, (3,))
+        if self.mode == "reflect":
+            check_reflect(self.kind, shape, self.padding, "padding")
+        (top, bottom), (left, right) = self.padding
+        return [(shape[0] + top + bottom, shape[1] + left + right, *shape[2:])]

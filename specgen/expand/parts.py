@@ -1,0 +1,171 @@
+"""The parts of the model, in order: input, encoder, bottleneck, decoder, output activation.
+
+:class:`Expansion` runs the whole pass: the pre-pass, the input shape, the skips, each part's
+items (joining skips into a part's output when it is complete), the bottleneck kind
+(:mod:`~specgen.expand.bottleneck`), the output activation and the training section; then the
+leftovers are reported, and a spec without errors is frozen into its graph and checked whole
+(:mod:`specgen.checks`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..checks import check_graph, explain_resolution
+from ..errors import Path, Source, SpecErrors
+from ..graph import INPUT, ModelGraph, TensorRef
+from ..layers import REGISTRY, Shape
+from ..schema import Bottleneck, InputSpec, OutputSpec, SpecDocument, TrainingSpec
+from ..validate import validate_model
+from .bottleneck import build_bottleneck, model_outputs
+from .budget import Abort, Budget, parameter_limit
+from .evaluate import FAILED, Evaluator
+from .freeze import freeze
+from .items import Items
+from .leftovers import report_leftovers
+from .nodes import DraftGraph
+from .prepass import prepass
+from .scopes import Names, Scope
+from .skips import Skips
+
+
+class Expansion:
+    """One spec document with its parameter values, expanded into its graph by :meth:`build`."""
+
+    def __init__(self, doc: SpecDocument, params: Mapping[str, Any], source: Source | None):
+        self.doc = doc
+        self.params = params
+        self.source = source
+        self.budget = Budget(source)
+        self.evaluator = Evaluator(self.budget)
+        self.names = Names(self.budget)
+        self.draft = DraftGraph(self.budget)
+        self.bottleneck_cfg = None
+
+    def build(self) -> ModelGraph:
+        try:
+            return self._build()
+        except Abort:
+            raise SpecErrors(self.budget.errors, self.source) from None
+
+    def _build(self) -> ModelGraph:
+        doc, params, names, draft = self.doc, self.params, self.names, self.draft
+        errors = self.budget.errors
+        rejected = prepass(doc, self.budget)
+        items = Items(doc, params, self.budget, self.evaluator, names, draft, rejected)
+        skips = Skips(doc, params, self.budget, self.evaluator, names, draft, items.expand_items)
+        items.skips = skips
+        spec_input = self.section(InputSpec, doc.input.model_dump(by_alias=True), ("input",))
+        if spec_input is not None:
+            draft.input_shape = tuple(spec_input.shape)
+        if draft.input_shape is None:  # nothing can be checked without it
+            raise SpecErrors(errors, self.source)
+        skips.collect()
+        enc = Scope("encoder", "encoder", TensorRef(INPUT), params)
+        names.parts["encoder"] = enc
+        names.parts["decoder"] = Scope("decoder", "decoder", None, params)
+        enc_out = items.expand_items(doc.encoder, enc, ("encoder",))
+        enc_out = self.finish_part(skips, "encoder", enc_out)
+        bott_out, special = self.expand_bottleneck(enc_out)
+        dec = names.parts["decoder"]
+        dec.input = bott_out
+        dec_out = items.expand_items(doc.decoder, dec, ("decoder",))
+        dec_out = self.finish_part(skips, "decoder", dec_out)
+        out_cfg = self.section(OutputSpec, doc.output.model_dump(), ("output",))
+        dec_out = self.output_activation(out_cfg, dec, dec_out)
+        training = None
+        if doc.training is not None:
+            data = doc.training.model_dump(by_alias=True)
+            training = self.section(TrainingSpec, data, ("training",))
+        report_leftovers(self.budget, names, draft, skips.pending)
+        outputs = model_outputs(self.bottleneck_cfg, dec_out, special)
+        if errors:
+            errors = explain_resolution(draft.input_shape, draft.nodes.values(), errors)
+            raise SpecErrors(errors, self.source)
+        graph = freeze(
+            doc,
+            params,
+            self.source,
+            draft,
+            (enc_out, bott_out, dec_out),
+            outputs,
+            self.bottleneck_cfg,
+            out_cfg.activation if out_cfg else "linear",
+            training,
+        )
+        trainable, non_trainable, _ = graph.counts()
+        too_large = parameter_limit(trainable + non_trainable)
+        if too_large is not None:
+            raise SpecErrors([too_large], self.source)
+        problems = check_graph(graph)
+        if problems:
+            raise SpecErrors(problems, self.source)
+        return graph
+
+    def section(self, model, data: Any, path: Path):
+        """A top-level section of the spec, evaluated and validated by ``model``; None (the
+        errors recorded) if either fails."""
+        data = self.evaluator.try_evaluate(data, self.params, path)
+        if data is FAILED:
+            return None
+        try:
+            return validate_model(model, data, path)
+        except SpecErrors as exc:
+            self.budget.errors.extend(exc.errors)
+            return None
+
+    def finish_part(self, skips: Skips, part: str, out: TensorRef | None) -> TensorRef | None:
+        if part in skips.pending:  # skips joining the whole part's output
+            out = skips.join(part, out)
+        self.names.tensors[part] = out
+        return out
+
+    def expand_bottleneck(self, current: TensorRef | None) -> tuple[TensorRef | None, dict]:
+        """The bottleneck part on the encoder's output ``current``: (the decoder's input, the
+        special tensors by role)."""
+        path = ("bottleneck",)
+        scope = Scope("bottleneck", "bottleneck", current, self.params, role="bottleneck")
+        self.names.parts["bottleneck"] = scope
+        cfg = self.section(Bottleneck, self.doc.bottleneck.model_dump(by_alias=True), path)
+        if cfg is None:
+            return None, {}
+        self.bottleneck_cfg = cfg
+        return build_bottleneck(cfg, current, _PartSink(self, scope, path))
+
+    def output_activation(self, out_cfg, dec: Scope, dec_out: TensorRef | None):
+        """The decoder's output through the output activation, if there is one."""
+        if out_cfg is None or out_cfg.activation == "linear":
+            return dec_out
+        path = ("output", "activation")
+        full = self.names.claim(dec, "output_activation", path)
+        if full:
+            layer = REGISTRY[out_cfg.activation](kind=out_cfg.activation)
+            dec_out = self.draft.add_node(full, layer, [dec_out], dec, path)
+            self.names.tensors[full] = dec_out
+        return dec_out
+
+
+class _PartSink:
+    """Adds a bottleneck kind's nodes to the bottleneck part (a ``NodeSink``)."""
+
+    def __init__(self, expansion: Expansion, scope: Scope, path: Path):
+        self.names = expansion.names
+        self.draft = expansion.draft
+        self.budget = expansion.budget
+        self.scope = scope
+        self.path = path
+
+    def add(self, local: str, kind: str, inputs, **fields) -> TensorRef | None:
+        full = self.names.claim(self.scope, local, self.path)
+        layer = self.draft.make_layer(REGISTRY[kind], fields, self.path)
+        ref = self.draft.add_node(full, layer, inputs, self.scope, self.path) if full else None
+        self.scope.names[local] = ref
+        self.names.tensors[full] = ref
+        return ref
+
+    def shape(self, ref: TensorRef | None) -> Shape | None:
+        return self.draft.shape_of(ref)
+
+    def error(self, message: str, hint: str | None = None) -> None:
+        self.budget.error(message, self.path, hint=hint)
