@@ -43,14 +43,14 @@ graphviz:
 	fi
 
 demo: setup
-	$(BIN)/specgen generate specs -o out
+	$(BIN)/specgen generate specs specs/zoo -o out
 	$(BIN)/specgen train specs/conv_autoencoder.yaml --set layers=[16,32] -o out -- --epochs 3
 
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 generated: setup
-	$(BIN)/specgen generate specs -o generated
+	$(BIN)/specgen generate specs specs/zoo -o generated
 
 lint: setup
 	$(BIN)/ruff check specgen/ tests/

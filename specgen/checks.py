@@ -1,7 +1,8 @@
 """Whole-graph checks, and the root cause of resolution errors.
 
 Per-node checks (shapes, arity, fields) happen while the graph is expanded. What remains needs the
-whole graph: every node's output used, the graph acyclic, the reconstruction shaped like the input.
+whole graph: every node's output used, the graph acyclic, the reconstruction shaped like the input
+(unless the spec says the output does not reconstruct the input).
 When shapes fail to meet, :func:`explain_resolution` looks for the usual root cause — an input size
 the encoder's strides do not divide — and reports that instead of its consequences.
 """
@@ -37,6 +38,7 @@ def check_graph(graph: ModelGraph) -> list[SpecError]:
                     hint="feed it to a later layer with 'inputs', or remove it",
                 )
             )
+    problems += _unlossed_samples(graph)
     recon = graph.shape(graph.output("reconstruction"))
     if not graph.part_nodes("decoder"):
         problems.append(
@@ -46,7 +48,7 @@ def check_graph(graph: ModelGraph) -> list[SpecError]:
                 hint="an autoencoder's decoder maps the code back to the input's shape",
             )
         )
-    elif recon != graph.input_shape:
+    elif graph.reconstructs and recon != graph.input_shape:
         mismatch = (
             f"the reconstruction {_fmt(recon)} differ from the input {_fmt(graph.input_shape)}"
         )
@@ -60,10 +62,29 @@ def check_graph(graph: ModelGraph) -> list[SpecError]:
                 f"{_fmt(graph.input_shape)}",
                 ("decoder",),
                 hint="the decoder must undo the encoder's resolution changes and end with as many "
-                "channels as the input",
+                "channels as the input, or set 'output: {reconstructs: false}' "
+                "if the output is not a reconstruction",
             )
         )
     return problems
+
+
+def _unlossed_samples(graph: ModelGraph) -> list[SpecError]:
+    """Sampling nodes whose KL term the training loss would not see: the loss takes it from the
+    model outputs with the roles ``mu`` and ``logvar``, which only the bottleneck declares."""
+    outputs = dict(graph.outputs)
+    declared = (outputs.get("mu"), outputs.get("logvar"))
+    return [
+        SpecError(
+            f"'{n.name}' samples a latent whose mu and logvar aren't the model's 'mu' and "
+            "'logvar' outputs, so the training loss would have no KL term for it and "
+            "training.beta would be ignored",
+            n.origin,
+            hint="sample the latent with bottleneck kind variational or diagonal_gaussian",
+        )
+        for n in graph.nodes
+        if n.kind == "vae_sampling" and n.inputs != declared
+    ]
 
 
 def explain_resolution(

@@ -20,6 +20,10 @@ attention              group_norm.weight, .bias     gamma, beta
                        to_k, to_v likewise          key_*, value_* likewise
                        to_out.0.weight (C, inner)   output_kernel (inner, C)
                        to_*.bias                    *_bias
+gdn/igdn               beta (C,), gamma (C, C)      beta, gamma (both as they are,
+                                                    reparametrized)
+entropy_bottleneck     matrices.<i>, biases.<i>,    matrix<i>, bias<i>, factor<i>,
+                       factors.<i>, quantiles       quantiles (all as they are)
 =====================  ===========================  ===============================
 
 No flatten-order permutation is needed in front of dense layers: both models flatten in the
@@ -103,6 +107,14 @@ def _pairs(node: Node) -> list[tuple[str, str, str]]:
         return out
     if kind == "prelu":
         return [("weight", "alpha", "flat")]
+    if kind in ("gdn", "igdn"):
+        return [("beta", "beta", "copy"), ("gamma", "gamma", "copy")]
+    if kind == "entropy_bottleneck":
+        depth = len(layer.filters) + 1
+        out = [(f"matrices.{i}", f"matrix{i}", "copy") for i in range(depth)]
+        out += [(f"biases.{i}", f"bias{i}", "copy") for i in range(depth)]
+        out += [(f"factors.{i}", f"factor{i}", "copy") for i in range(depth - 1)]
+        return out + [("quantiles", "quantiles", "copy")]
     if kind == "instance_norm":
         return [("weight", "gamma", "copy"), ("bias", "beta", "copy")] if layer.affine else []
     return []

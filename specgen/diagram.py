@@ -124,10 +124,16 @@ def op_label(node: Node) -> str:
         return f"pad {t}+{b}×{left}+{r} {layer.mode}"
     if kind == "vae_sampling":
         return "sample z"
+    if kind == "diagonal_gaussian":
+        return "mean, logvar"
     if kind == "vector_quantizer":
         return f"VQ {layer.num_embeddings} codes"
     if kind == "add":
         return "+"
+    if kind == "multiply":
+        return "×"
+    if kind == "scale":
+        return f"×{layer.factor:g}"
     return kind
 
 
@@ -202,7 +208,7 @@ class _Builder:
             c = kids[i]
             if c in self.nodes:
                 node = self.nodes[c]
-                kind = "merge" if node.kind in ("add", "concat") else "op"
+                kind = "merge" if node.kind in ("add", "multiply", "concat") else "op"
                 lines = [op_label(node)] + self.counts_line([node])
                 fig.units.append(Unit(c, lines, kind, cluster, self.skip_of.get(c), self.index[c]))
                 rep[c] = c

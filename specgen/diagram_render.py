@@ -162,7 +162,7 @@ def _unit_attrs(u: Unit, theme: Theme, skip_style) -> str:
     elif u.kind == "merge":
         concat = u.lines[0] == "concat"
         pairs = [
-            ("label", dot_string("concat" if concat else "+")),
+            ("label", dot_string(u.lines[0])),
             ("shape", "box" if concat else "circle"),
             ("fillcolor", f'"{theme.merge}"'),
             ("width", "0.3"),

@@ -124,6 +124,8 @@ class ModelGraph:
     bottleneck: Any
     output_activation: str
     training: Any = None
+    #: Whether the output reconstructs the input (and so has its shape).
+    reconstructs: bool = True
     _index: Mapping[str, Node] = field(default=None, repr=False, compare=False)  # type: ignore
 
     def __post_init__(self) -> None:
@@ -200,6 +202,7 @@ class ModelGraph:
             self.bottleneck,
             self.output_activation,
             self.training,
+            self.reconstructs,
         )
 
     # -- graph view --------------------------------------------------------------------------

@@ -198,7 +198,7 @@ class SkipSpec(_Strict):
     when: Bool | Expr | None = None
     from_: Text = Field(alias="from", description="Full dotted name of the source tensor.")
     to: Text = Field(description="Full dotted name of the node or group whose output it joins.")
-    merge: Literal["add", "concat"] | Expr = "add"
+    merge: Literal["add", "concat", "multiply"] | Expr = "add"
     merge_name: Text | None = Field(None, description="Name of the merge node.")
     layers: list[Item] = Field(default_factory=list, description="The skip's transform.")
 
@@ -234,6 +234,11 @@ class DenseBottleneck(_DenseLike):
 
 class VariationalBottleneck(_DenseLike):
     kind: Literal["variational"]
+    inference: Literal["mean", "sample", "mean_plus_std"] | Expr = Field(
+        "mean",
+        description="The latent in inference: the mean, a sample as in training, or the mean "
+        "plus one standard deviation (MONAI's VarAutoEncoder).",
+    )
 
 
 class VectorQuantizedBottleneck(_Strict):
@@ -241,11 +246,32 @@ class VectorQuantizedBottleneck(_Strict):
     embedding_dim: PositiveInt | Expr = Field(description="Width of each codebook vector.")
     num_embeddings: PositiveInt | Expr = Field(description="Number of codebook vectors.")
     commitment_cost: NonNegative | Expr = 0.25
+    loss_weighting: Literal["vqvae", "diffusers_legacy"] | Expr = Field(
+        "vqvae",
+        description="Which loss term commitment_cost weights: the commitment term (vqvae, the "
+        "original VQ-VAE) or the codebook term (diffusers_legacy, diffusers' VectorQuantizer "
+        "with legacy=True).",
+    )
+    kernel_initializer: Initializer | Expr = "glorot_uniform"
+
+
+class DiagonalGaussianBottleneck(_Strict):
+    kind: Literal["diagonal_gaussian"]
+    latent_channels: PositiveInt | Expr = Field(
+        description="Channels of the spatial latent (the mean and the log-variance each)."
+    )
+    inference: Literal["mean", "sample", "mean_plus_std"] | Expr = Field(
+        "mean", description="The latent in inference, as for the variational bottleneck."
+    )
     kernel_initializer: Initializer | Expr = "glorot_uniform"
 
 
 Bottleneck = Annotated[
-    NoBottleneck | DenseBottleneck | VariationalBottleneck | VectorQuantizedBottleneck,
+    NoBottleneck
+    | DenseBottleneck
+    | VariationalBottleneck
+    | VectorQuantizedBottleneck
+    | DiagonalGaussianBottleneck,
     Field(discriminator="kind"),
 ]
 
@@ -253,6 +279,11 @@ Bottleneck = Annotated[
 class OutputSpec(_Strict):
     activation: Activation | Expr = Field(
         "linear", description="Activation applied to the decoder's output (the reconstruction)."
+    )
+    reconstructs: Bool | Expr = Field(
+        True,
+        description="Whether the output reconstructs the input: then it must have the input's "
+        "shape. With false the decoder decides the output's shape (a head).",
     )
 
 
@@ -288,6 +319,15 @@ class TrainingSpec(_Strict):
     seed: Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)] | Expr = 0
 
 
+class Requirement(_Strict):
+    """A condition the parameters must meet, and what to say when they do not."""
+
+    that: Bool | Expr = Field(description="A condition on the parameters, e.g. ${act in [...]}.")
+    message: Annotated[str, StringConstraints(min_length=1, max_length=500)] = Field(
+        description="The error shown when the condition is false: the values that are accepted."
+    )
+
+
 class SpecDocument(_Strict):
     """A specgen spec: an autoencoder as an encoder, a bottleneck and a decoder."""
 
@@ -299,6 +339,11 @@ class SpecDocument(_Strict):
     parameters: dict[str, ParameterValue] = Field(
         default_factory=dict,
         description="Named values with defaults, used as ${name}; overridable with --set.",
+    )
+    require: list[Requirement] = Field(
+        default_factory=list,
+        description="Conditions on the parameters (accepted values, combinations), each with "
+        "its message; checked before anything is expanded.",
     )
     input: InputSpec
     blocks: dict[str, BlockDef] = Field(default_factory=dict)

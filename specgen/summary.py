@@ -76,6 +76,8 @@ def _op(node) -> str:
         return f"leaky_relu {layer.negative_slope:g}"
     if kind == "vector_quantizer":
         return f"vector_quantizer {layer.num_embeddings}"
+    if kind == "scale":
+        return f"scale {layer.factor:g}"
     return kind
 
 

@@ -39,15 +39,24 @@ _Dumper.add_representer(
 )
 
 
+def _int_pair(value: Any) -> bool:
+    return (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    )
+
+
 def _plain(value: Any) -> Any:
-    """Tuples to lists, and ``(k, k)`` pairs to ``k``."""
+    """Tuples to lists, and ``(k, k)`` pairs to ``k``; ``((top, bottom), (left, right))`` sides
+    become ``[v, h]`` only when each axis has the same amount on both sides (a half-compacted
+    ``[[0, 2], 1]`` is no form the loader reads)."""
     if isinstance(value, tuple):
-        if (
-            len(value) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-            and value[0] == value[1]
-        ):
+        if _int_pair(value) and value[0] == value[1]:
             return value[0]
+        if len(value) == 2 and all(_int_pair(v) for v in value):
+            if any(v[0] != v[1] for v in value):
+                return [list(v) for v in value]
         return [_plain(v) for v in value]
     if isinstance(value, list):
         return [_plain(v) for v in value]
@@ -175,8 +184,13 @@ def graph_to_spec(graph: ModelGraph) -> dict[str, Any]:
     skips = em.skips()
     if skips:
         doc["skips"] = skips
+    output: dict[str, Any] = {}
     if graph.output_activation != "linear":
-        doc["output"] = {"activation": graph.output_activation}
+        output["activation"] = graph.output_activation
+    if not graph.reconstructs:
+        output["reconstructs"] = False
+    if output:
+        doc["output"] = output
     if graph.training is not None:
         doc["training"] = _plain(graph.training.model_dump(by_alias=True))
     return doc

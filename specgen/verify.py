@@ -3,8 +3,9 @@
 Both generated models are built from the spec; the PyTorch weights are copied into the Keras model
 (:mod:`specgen.convert`); the same inputs (uniform in [0, 1)) run through both, and every output
 of the model and of each part is compared — in inference mode, and in training mode (batch norm
-with batch statistics, the VAE's sampling with the same noise, dropout switched off since its
-masks cannot be shared).
+with batch statistics, the VAE's sampling with the same noise — in inference too, where it
+samples — the entropy bottleneck's additive noise the same too, and dropout switched off since
+its masks cannot be shared).
 
 An output passes when its largest difference is within the tolerance: absolute for values of
 magnitude up to 1, relative to the largest value beyond that (float32 carries about seven
@@ -86,6 +87,10 @@ def _nhwc(a: np.ndarray) -> np.ndarray:
     return np.transpose(a, (0, 2, 3, 1)) if a.ndim == 4 else a
 
 
+def _nchw(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(a, (0, 3, 1, 2))) if a.ndim == 4 else a
+
+
 def _compare(mode: str, part: str, name: str, t_out, k_out, tol: float) -> Row:
     a = _nhwc(np.asarray(t_out))
     b = np.asarray(k_out)
@@ -154,7 +159,7 @@ def _run(
 
     from .codegen.compiled import compile_module
     from .codegen.pyview import forward_names
-    from .convert import torch_state_to_keras
+    from .convert import keras_layer, torch_state_to_keras
 
     previous = keras.config.floatx(), keras.config.dtype_policy()
     keras.config.set_floatx(dtype)
@@ -191,10 +196,19 @@ def _run(
                 for layer in _keras_layers(kmodel):
                     if isinstance(layer, keras.layers.Dropout):
                         layer.rate = 0.0
-                if kind == "variational":
-                    eps = rng.standard_normal((batch, graph.bottleneck.units)).astype(dtype)
-                    tmodel.bottleneck.sample.noise = torch.from_numpy(eps)
-                    kmodel.bottleneck.sample.noise = keras.ops.convert_to_tensor(eps)
+            if "bottleneck.sample" in graph:
+                # the same draw in both (a sample in training, and in inference when asked)
+                eps = rng.standard_normal((batch, *graph.node("bottleneck.sample").shape))
+                eps = eps.astype(dtype)
+                tmodel.bottleneck.sample.noise = torch.from_numpy(_nchw(eps))
+                kmodel.bottleneck.sample.noise = keras.ops.convert_to_tensor(eps)
+            for node in graph.nodes if training else ():
+                if node.kind == "entropy_bottleneck":
+                    # the additive uniform noise, drawn once for both (NHWC for Keras)
+                    u = (rng.random((batch, *graph.shape(node.inputs[0]))) - 0.5).astype(dtype)
+                    noise = np.ascontiguousarray(np.transpose(u, (0, 3, 1, 2)))
+                    tmodel.get_submodule(node.name).noise = torch.from_numpy(noise)
+                    keras_layer(kmodel, node.name).noise = keras.ops.convert_to_tensor(u)
             with torch.no_grad():
                 t_out = _tuple(tmodel(xt))
                 t_enc = _tuple(tmodel.encoder(xt))

@@ -12,7 +12,9 @@ import pytest
 from specgen.cli import main
 from specgen.write import MARKER
 
-REFRESH = "make generated  (or: specgen generate specs -o generated)"
+# the built-in specs and the zoo: one folder of generated/ per spec
+SPEC_FOLDERS = ("specs", "specs/zoo")
+REFRESH = "make generated  (or: specgen generate specs specs/zoo -o generated)"
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -27,7 +29,7 @@ def test_generated_tree_is_up_to_date(repo_root, tmp_path):
     """Regenerating every spec reproduces generated/ byte for byte."""
     out = tmp_path / "gen"
     proc = subprocess.run(
-        [sys.executable, "-m", "specgen", "generate", "specs", "-o", str(out)],
+        [sys.executable, "-m", "specgen", "generate", *SPEC_FOLDERS, "-o", str(out)],
         cwd=repo_root,
         capture_output=True,
         text=True,
@@ -42,7 +44,7 @@ def test_generated_tree_is_up_to_date(repo_root, tmp_path):
 
 def test_check_mode_passes_on_the_golden_tree(repo_root, monkeypatch, capsys):
     monkeypatch.chdir(repo_root)
-    assert main(["generate", "specs", "-o", "generated", "--check"]) == 0
+    assert main(["generate", *SPEC_FOLDERS, "-o", "generated", "--check"]) == 0
 
 
 def test_check_mode_names_stale_files_and_writes_nothing(repo_root, tmp_path, monkeypatch, capsys):
@@ -75,7 +77,7 @@ def test_output_is_deterministic_across_hash_seeds(repo_root, tmp_path):
         out = tmp_path / f"gen{seed}"
         env = dict(os.environ, PYTHONHASHSEED=seed)
         proc = subprocess.run(
-            [sys.executable, "-m", "specgen", "generate", "specs", "-o", str(out)],
+            [sys.executable, "-m", "specgen", "generate", *SPEC_FOLDERS, "-o", str(out)],
             cwd=repo_root,
             env=env,
             capture_output=True,
@@ -89,15 +91,21 @@ def test_output_is_deterministic_across_hash_seeds(repo_root, tmp_path):
 
 
 def test_every_spec_has_generated_output_and_a_schema_modeline(repo_root):
-    for spec in sorted((repo_root / "specs").glob("*.yaml")):
-        first = spec.read_text().splitlines()[0]
-        assert first == "# yaml-language-server: $schema=../generated/specgen.schema.json", spec
+    specs = []
+    for folder in SPEC_FOLDERS:
+        # the modeline points at generated/ from the spec's own folder
+        up = "../" * len(Path(folder).parts)
+        for spec in sorted((repo_root / folder).glob("*.yaml")):
+            modeline = f"# yaml-language-server: $schema={up}generated/specgen.schema.json"
+            assert spec.read_text().splitlines()[0] == modeline, spec
+            specs.append(spec)
+    assert any(spec.parent.name == "zoo" for spec in specs)
     names = {
         p.name
         for p in (repo_root / "generated").iterdir()
         if p.is_dir() and not p.name.startswith(".")
     }
-    assert len(names) == len(list((repo_root / "specs").glob("*.yaml")))
+    assert len(names) == len(specs)
 
 
 def test_hand_written_file_is_not_overwritten_without_force(

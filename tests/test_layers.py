@@ -139,6 +139,7 @@ CASES = [
     ({"kind": "identity"}, [(2, 2, 2)], [(2, 2, 2)], (0, 0), 0),
     # latent
     ({"kind": "vae_sampling"}, [(32,), (32,)], [(32,)], (0, 0), 0),
+    ({"kind": "diagonal_gaussian"}, [(16, 16, 8)], [(16, 16, 4), (16, 16, 4)], (0, 0), 0),
     (
         {"kind": "vector_quantizer", "num_embeddings": 512},
         [(16, 16, 64)], [(16, 16, 64), (), (), (16, 16)], (32768, 0), 256 * 512 * 64,
@@ -149,6 +150,14 @@ CASES = [
         [(64, 64, 512)], [(64, 64, 512)], (2 * 512 + 4 * (512 * 512 + 512), 0),
         4 * 4096 * 512 * 512 + 2 * 4096 * 4096 * 512,
     ),
+    # compression (the transforms of Balle et al.'s models: 128 or 192 channels)
+    ({"kind": "gdn"}, [(32, 32, 128)], [(32, 32, 128)], (128 + 128**2, 0), 1024 * 128**2),
+    ({"kind": "igdn"}, [(16, 16, 192)], [(16, 16, 192)], (192 + 192**2, 0), 256 * 192**2),
+    # element-wise
+    ({"kind": "multiply"}, [(8, 8, 32), (8, 8, 32)], [(8, 8, 32)], (0, 0), 0),
+    ({"kind": "scale", "factor": 0.5}, [(8, 8, 32)], [(8, 8, 32)], (0, 0), 0),
+    # factorized entropy model (Balle et al.'s 192-channel latent; 61 parameters per channel)
+    ({"kind": "entropy_bottleneck"}, [(16, 16, 192)], [(16, 16, 192)] * 2, (192 * 61, 0), 0),
 ]
 # fmt: on
 
@@ -344,8 +353,14 @@ MINIMAL: dict[str, tuple[dict, list[tuple[int, ...]]]] = {
     "concat": ({}, [(4, 4, 2), (4, 4, 3)]),
     "identity": ({}, [(4, 4, 2)]),
     "vae_sampling": ({}, [(6,), (6,)]),
+    "diagonal_gaussian": ({}, [(4, 4, 6)]),
     "vector_quantizer": ({"num_embeddings": 4}, [(4, 4, 2)]),
     "attention": ({"norm_groups": 2}, [(4, 4, 2)]),
+    "gdn": ({}, [(4, 4, 2)]),
+    "igdn": ({}, [(4, 4, 2)]),
+    "multiply": ({}, [(4, 4, 2), (4, 4, 2)]),
+    "scale": ({"factor": 2.0}, [(4, 4, 2)]),
+    "entropy_bottleneck": ({}, [(4, 4, 2)]),
 }
 
 

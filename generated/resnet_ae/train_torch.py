@@ -50,8 +50,11 @@ MODEL_NAME = "resnet_ae"
 INSTALL = "pip install 'specgen[torch]'"
 #: The images' shape, (H, W, C).
 IMAGE_SHAPE = (INPUT_SHAPE[1], INPUT_SHAPE[2], INPUT_SHAPE[0])
-#: The bottleneck kind decides the loss: dense.
-BOTTLENECK = "dense"
+#: What the model returns, in order, each named by its role: the loss adds beta times the KL
+#: term of a sampled latent (mu, logvar) and the quantizer's loss (vq_loss) when there are such.
+OUTPUTS = ("reconstruction",)
+#: Whether the model's output reconstructs its input (the loss compares the two).
+RECONSTRUCTS = True
 #: Defaults from the spec's training section.
 DEFAULTS = {
     "epochs": 10,
@@ -620,21 +623,25 @@ def reconstruction_loss(
     return F.mse_loss(recon, x)
 
 
-def compute_loss(model, x: torch.Tensor, args) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss, reconstruction): reconstruction loss, + beta * KL for a VAE (per input element),
-    + the quantizer's loss for a VQ-VAE."""
+def compute_loss(model, x: torch.Tensor, args):
+    """(loss, reconstruction, KL or None): the reconstruction loss, + beta * KL per input element
+    for a sampled latent, + the quantizer's loss. The KL of each image is summed over its
+    latent's elements, then averaged over the batch."""
     outputs = model(x)
-    if BOTTLENECK == "variational":
-        recon, mu, logvar = outputs
-        kl = -0.5 * torch.mean(torch.sum(1 + logvar - mu**2 - logvar.exp(), dim=1))
-        loss = reconstruction_loss(args.loss, recon, x) + args.beta * kl / x[0].numel()
-    elif BOTTLENECK == "vector_quantized":
-        vq_loss, recon, _, _ = outputs
-        loss = reconstruction_loss(args.loss, recon, x) + vq_loss
-    else:
-        recon = outputs
-        loss = reconstruction_loss(args.loss, recon, x)
-    return loss, recon
+    outputs = dict(
+        zip(OUTPUTS, outputs if isinstance(outputs, tuple) else (outputs,), strict=True)
+    )
+    recon = outputs["reconstruction"]
+    loss = reconstruction_loss(args.loss, recon, x)
+    kl = None
+    if "mu" in outputs:
+        mu, logvar = outputs["mu"], outputs["logvar"]
+        terms = torch.flatten(mu**2 + logvar.exp() - 1.0 - logvar, 1)
+        kl = 0.5 * terms.sum(1).mean()
+        loss = loss + args.beta * kl / x[0].numel()
+    if "vq_loss" in outputs:
+        loss = loss + outputs["vq_loss"]
+    return loss, recon, kl
 
 
 def save_checkpoint(out: Path, model, optimizer, state: dict) -> None:
@@ -745,6 +752,11 @@ def load_checkpoint(out: Path, model, optimizer) -> dict:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if not RECONSTRUCTS:
+        raise SystemExit(
+            f"{MODEL_NAME}: the spec says the model's output does not reconstruct its "
+            "input, so training it needs targets, which this script does not read"
+        )
     world = int(os.environ.get("WORLD_SIZE", "1"))
     distributed = world > 1
     if distributed:
@@ -811,7 +823,7 @@ def main(argv=None) -> dict:
             for group in optimizer.param_groups:
                 group["lr"] = args.lr * learning_rate_factor(args, step)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                loss, recon = compute_loss(net, x, args)
+                loss, recon, kl = compute_loss(net, x, args)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if args.clip:
@@ -821,8 +833,9 @@ def main(argv=None) -> dict:
             losses.append(loss.item())
             if main_process and step % args.log_every == 0:
                 mse = F.mse_loss(recon.float(), x).item()
+                kl_text = "" if kl is None else f" kl {kl.item():.5f}"
                 print(
-                    f"epoch {epoch + 1} step {step}: loss {loss.item():.5f} "
+                    f"epoch {epoch + 1} step {step}: loss {loss.item():.5f}{kl_text} "
                     f"psnr {psnr(mse):.2f} dB lr {optimizer.param_groups[0]['lr']:.3g}",
                     flush=True,
                 )
@@ -833,7 +846,7 @@ def main(argv=None) -> dict:
             val_losses, val_mse = [], []
             for first in range(0, len(val_x), args.batch_size):
                 x = val_x[first : first + args.batch_size].to(device)
-                loss, recon = compute_loss(model, x, args)
+                loss, recon, _ = compute_loss(model, x, args)
                 if first == 0:
                     shown = recon[:8].float().cpu().numpy().transpose(0, 2, 3, 1)
                 val_losses.append(loss.item() * len(x))

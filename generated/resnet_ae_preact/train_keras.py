@@ -47,8 +47,11 @@ MODEL_NAME = "resnet_ae_preact"
 INSTALL = "pip install 'specgen[keras]'"
 #: The images' shape, (H, W, C).
 IMAGE_SHAPE = INPUT_SHAPE
-#: The bottleneck kind decides the loss: dense.
-BOTTLENECK = "dense"
+#: What the model returns, in order, each named by its role: the loss adds beta times the KL
+#: term of a sampled latent (mu, logvar) and the quantizer's loss (vq_loss) when there are such.
+OUTPUTS = ("reconstruction",)
+#: Whether the model's output reconstructs its input (the loss compares the two).
+RECONSTRUCTS = True
 #: Defaults from the spec's training section.
 DEFAULTS = {
     "epochs": 10,
@@ -618,22 +621,24 @@ def reconstruction_loss(kind: str, recon, x):
 
 
 def compute_loss(model, x, args, training: bool):
-    """(loss, reconstruction): reconstruction loss, + beta * KL for a VAE (per input element),
-    + the quantizer's loss for a VQ-VAE."""
+    """(loss, reconstruction): the reconstruction loss, + beta * KL per input element for a
+    sampled latent, + the quantizer's loss. The KL of each image is summed over its latent's
+    elements, then averaged over the batch."""
     outputs = model(x, training=training)
-    if BOTTLENECK == "variational":
-        recon, mu, logvar = outputs
-        kl = -0.5 * tf.reduce_mean(
-            tf.reduce_sum(1 + logvar - tf.square(mu) - tf.exp(logvar), axis=1)
-        )
+    outputs = dict(
+        zip(OUTPUTS, outputs if isinstance(outputs, tuple) else (outputs,), strict=True)
+    )
+    recon = outputs["reconstruction"]
+    loss = reconstruction_loss(args.loss, recon, x)
+    if "mu" in outputs:
+        mu, logvar = outputs["mu"], outputs["logvar"]
+        terms = tf.square(mu) + tf.exp(logvar) - 1.0 - logvar
+        per_sample = tf.reduce_sum(tf.reshape(terms, (tf.shape(mu)[0], -1)), 1)
+        kl = 0.5 * tf.reduce_mean(per_sample)
         per_image = float(np.prod(IMAGE_SHAPE))
-        loss = reconstruction_loss(args.loss, recon, x) + args.beta * kl / per_image
-    elif BOTTLENECK == "vector_quantized":
-        vq_loss, recon, _, _ = outputs
-        loss = reconstruction_loss(args.loss, recon, x) + vq_loss
-    else:
-        recon = outputs
-        loss = reconstruction_loss(args.loss, recon, x)
+        loss = loss + args.beta * kl / per_image
+    if "vq_loss" in outputs:
+        loss = loss + outputs["vq_loss"]
     return loss, recon
 
 
@@ -699,6 +704,11 @@ def load_checkpoint(out: Path, model, optimizer) -> dict:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if not RECONSTRUCTS:
+        raise SystemExit(
+            f"{MODEL_NAME}: the spec says the model's output does not reconstruct its "
+            "input, so training it needs targets, which this script does not read"
+        )
     out = run_folder(args.out, create=True)
     images = load_images(args.data, args.seed)
     train_set, val_set = split(images, args.val_fraction, args.seed)

@@ -40,24 +40,30 @@ class Composite(layers.Layer):
 
 
 class VaeSampling(layers.Layer):
-    """z = mu + exp(logvar / 2) * eps with eps ~ N(0, 1) in training; z = mu in inference.
+    """z = mu + exp(logvar / 2) * eps with eps ~ N(0, 1) in training. In inference, by
+    ``inference``: z = mu ("mean"), a sample as in training ("sample"), or
+    z = mu + exp(logvar / 2) ("mean_plus_std").
 
     Works for any batch size inside a traced function. Setting ``noise`` to an array fixes eps
     (used to compare frameworks on the same draw).
     """
 
-    def __init__(self, seed: int | None = None) -> None:
+    def __init__(self, inference: str = "mean", seed: int | None = None) -> None:
         super().__init__()
+        self.inference = inference
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.noise = None
 
     def call(self, mu, logvar, training=None):
-        if not training:
+        if not training and self.inference == "mean":
             return mu
+        std = ops.exp(0.5 * logvar)
+        if not training and self.inference == "mean_plus_std":
+            return mu + std
         eps = self.noise
         if eps is None:
             eps = keras.random.normal(ops.shape(mu), seed=self.seed_generator)
-        return mu + ops.exp(0.5 * logvar) * eps
+        return mu + std * eps
 
 
 class ResBlock(Composite):

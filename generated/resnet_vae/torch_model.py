@@ -37,20 +37,26 @@ AUTOCAST_DTYPE = None
 
 
 class VaeSampling(nn.Module):
-    """z = mu + exp(logvar / 2) * eps with eps ~ N(0, 1) in training mode; z = mu in eval mode.
+    """z = mu + exp(logvar / 2) * eps with eps ~ N(0, 1) in training mode. In eval mode, by
+    ``inference``: z = mu ("mean"), a sample as in training ("sample"), or
+    z = mu + exp(logvar / 2) ("mean_plus_std").
 
     Setting ``noise`` to a tensor fixes eps (used to compare frameworks on the same draw).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, inference: str = "mean") -> None:
         super().__init__()
+        self.inference = inference
         self.noise: torch.Tensor | None = None
 
     def forward(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        if not self.training:
+        if not self.training and self.inference == "mean":
             return mu
+        std = torch.exp(0.5 * logvar)
+        if not self.training and self.inference == "mean_plus_std":
+            return mu + std
         eps = torch.randn_like(mu) if self.noise is None else self.noise
-        return mu + torch.exp(0.5 * logvar) * eps
+        return mu + std * eps
 
 
 class ResBlock(nn.Module):

@@ -44,12 +44,20 @@ class VectorQuantizer(layers.Layer):
     """Nearest-codebook-vector quantization with a straight-through gradient.
 
     Returns (quantized, loss, perplexity, indices): loss = ||sg[z] - e||^2 + commitment_cost *
-    ||z - sg[e]||^2 (means over all elements), perplexity of the codes used in the batch, and the
+    ||z - sg[e]||^2 (means over all elements; with loss_weighting "diffusers_legacy",
+    commitment_cost weights the first term instead), perplexity of the codes used in the batch, and the
     code index of every position (N, H, W). The codebook is a trainable weight.
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, commitment_cost: float):
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        commitment_cost: float,
+        loss_weighting: str = "vqvae",
+    ):
         super().__init__()
+        self.loss_weighting = loss_weighting
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         self.commitment_cost = commitment_cost
@@ -71,7 +79,10 @@ class VectorQuantizer(layers.Layer):
         quantized = ops.reshape(ops.take(self.codebook, indices, axis=0), ops.shape(x))
         codebook_loss = ops.mean((quantized - ops.stop_gradient(x)) ** 2)
         commitment_loss = ops.mean((x - ops.stop_gradient(quantized)) ** 2)
-        loss = codebook_loss + self.commitment_cost * commitment_loss
+        if self.loss_weighting == "diffusers_legacy":
+            loss = self.commitment_cost * codebook_loss + commitment_loss
+        else:
+            loss = codebook_loss + self.commitment_cost * commitment_loss
         quantized = x + ops.stop_gradient(quantized - x)
         usage = ops.mean(ops.one_hot(indices, self.num_embeddings), axis=0)
         perplexity = ops.exp(-ops.sum(usage * ops.log(usage + 1e-10)))

@@ -42,12 +42,20 @@ class VectorQuantizer(nn.Module):
     """Nearest-codebook-vector quantization with a straight-through gradient.
 
     Returns (quantized, loss, perplexity, indices): loss = ||sg[z] - e||^2 + commitment_cost *
-    ||z - sg[e]||^2 (means over all elements), perplexity of the codes used in the batch, and the
+    ||z - sg[e]||^2 (means over all elements; with loss_weighting "diffusers_legacy",
+    commitment_cost weights the first term instead), perplexity of the codes used in the batch, and the
     code index of every position (N, H, W).
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, commitment_cost: float):
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        commitment_cost: float,
+        loss_weighting: str = "vqvae",
+    ):
         super().__init__()
+        self.loss_weighting = loss_weighting
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         self.commitment_cost = commitment_cost
@@ -66,7 +74,10 @@ class VectorQuantizer(nn.Module):
         quantized = F.embedding(indices, codebook).view_as(z)
         codebook_loss = F.mse_loss(quantized, z.detach())
         commitment_loss = F.mse_loss(z, quantized.detach())
-        loss = codebook_loss + self.commitment_cost * commitment_loss
+        if self.loss_weighting == "diffusers_legacy":
+            loss = self.commitment_cost * codebook_loss + commitment_loss
+        else:
+            loss = codebook_loss + self.commitment_cost * commitment_loss
         quantized = z + (quantized - z).detach()
         usage = F.one_hot(indices, self.num_embeddings).float().mean(0)
         perplexity = torch.exp(-(usage * torch.log(usage + 1e-10)).sum())

@@ -14,8 +14,9 @@ from ..errors import SpecError, SpecErrors
 from ..graph import ModelGraph, Node
 from ..render import render
 from .program import Arg, Ctor, Statement
+from .pyliteral import literal
 from .pyview import Target, ViewBuilder, call_statement
-from .torch_target import attention_args
+from .torch_target import attention_args, entropy_bottleneck_args, gdn_args
 
 HELPERS = (
     "ConstantPReLU",
@@ -24,8 +25,11 @@ HELPERS = (
     "PaddedConv2D",
     "CroppedConv2DTranspose",
     "VaeSampling",
+    "DiagonalGaussian",
     "VectorQuantizer",
     "SpatialSelfAttention",
+    "GeneralizedDivisiveNorm",
+    "EntropyBottleneck",
 )
 
 #: Helpers that other helpers use, so that the file defines them too.
@@ -173,17 +177,25 @@ def keras_ctor(node: Node, graph: ModelGraph) -> Ctor:
         return Ctor("layers.UpSampling2D", tuple(args))
     if kind == "attention":
         return Ctor("SpatialSelfAttention", tuple(attention_args(layer, shape)))
+    if kind in ("gdn", "igdn"):
+        return Ctor("GeneralizedDivisiveNorm", tuple(gdn_args(layer, shape)))
+    if kind == "entropy_bottleneck":
+        return Ctor("EntropyBottleneck", tuple(entropy_bottleneck_args(layer, shape)))
     if kind == "vae_sampling":
-        return Ctor("VaeSampling")
+        if layer.inference == "mean":
+            return Ctor("VaeSampling")
+        return Ctor("VaeSampling", (Arg("inference", layer.inference),))
+    if kind == "diagonal_gaussian":
+        return Ctor("DiagonalGaussian")
     if kind == "vector_quantizer":
-        return Ctor(
-            "VectorQuantizer",
-            (
-                Arg(None, layer.num_embeddings, "num_embeddings"),
-                Arg(None, shape[-1], "embedding_dim"),
-                Arg("commitment_cost", layer.commitment_cost),
-            ),
-        )
+        args = [
+            Arg(None, layer.num_embeddings, "num_embeddings"),
+            Arg(None, shape[-1], "embedding_dim"),
+            Arg("commitment_cost", layer.commitment_cost),
+        ]
+        if layer.loss_weighting != "vqvae":
+            args.append(Arg("loss_weighting", layer.loss_weighting))
+        return Ctor("VectorQuantizer", tuple(args))
     raise _unsupported(node, f"layer kind '{kind}'")  # pragma: no cover - registry is closed
 
 
@@ -203,6 +215,10 @@ def render_statement(s: Statement, graph: ModelGraph) -> str:
         return call_statement(s)
     if s.op == "add":
         expr = " + ".join(ins)
+    elif s.op == "multiply":
+        expr = " * ".join(ins)
+    elif s.op == "scale":
+        expr = f"{ins[0]} * {literal(s.node.layer.factor)}"
     elif s.op == "concat":
         expr = f"ops.concatenate([{', '.join(ins)}], axis=-1)"
     elif s.op == "identity":

@@ -74,7 +74,8 @@ class Statement:
 
     targets: tuple[str, ...]
     #: "layer" (call a child attribute that is a layer), "call" (a closed child module) or an op
-    #: kind ("add", "concat", "flatten", "reshape", "crop2d", "identity") written inline.
+    #: kind ("add", "multiply", "concat", "flatten", "reshape", "crop2d", "identity", "scale")
+    #: written inline.
     op: str
     attr: str
     inputs: tuple[str, ...]
@@ -350,7 +351,9 @@ def build_body(
                 or (ref in module_outputs and not final)
                 or (ref in module_outputs and len(u.outputs) > 1)
             )
-            if long_lived:
+            if port > 0 and not uses and ref not in module_outputs:
+                name = "_"  # an extra output nothing reads
+            elif long_lived:
                 name = local.fresh(sanitize(u.attr) + (f"_{port}" if port else ""), sep="_")
             elif in_vars and in_vars[0] in CHAIN_VARS and free(in_vars[0], i):
                 name = in_vars[0]
@@ -375,7 +378,7 @@ def build_body(
 
 
 #: Parameter-free ops written inline instead of as attributes.
-INLINE_OPS = ("add", "concat", "flatten", "reshape", "crop2d", "identity")
+INLINE_OPS = ("add", "multiply", "concat", "flatten", "reshape", "crop2d", "identity", "scale")
 
 
 def _inline(node: Node) -> bool:
@@ -564,7 +567,7 @@ def _inline_key(s: Statement) -> Any:
         return None
     layer = s.node.layer
     rank = len(s.shape) if s.shape is not None else None
-    if s.op in ("add", "concat", "identity"):
+    if s.op in ("add", "multiply", "concat", "identity"):
         return (s.op, rank)
     if s.op == "flatten":
         return (s.op, s.node.inputs)

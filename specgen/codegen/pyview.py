@@ -175,12 +175,19 @@ class FileView:
 def forward_names(graph: ModelGraph) -> tuple[str, ...]:
     """What the model's forward pass returns, in order."""
     kind = graph.bottleneck.kind
-    if kind == "variational":
+    if kind in ("variational", "diagonal_gaussian"):
         return ("reconstruction", "mu", "logvar")
     if kind == "vector_quantized":
         return ("vq_loss", "reconstruction", "perplexity", "indices")
     return ("reconstruction",)
 
+
+#: What the latent is in inference, by the sampling node's ``inference``.
+INFERENCE_LATENT = {
+    "mean": "z = mu in inference.",
+    "sample": "and in inference too.",
+    "mean_plus_std": "z = mu + exp(logvar / 2) in inference.",
+}
 
 DEFAULT_KERNEL_INIT = "glorot_uniform"
 DEFAULT_BIAS_INIT = "zeros"
@@ -268,6 +275,25 @@ class ViewBuilder:
             ]
         if kind == "none":
             return []
+        if kind == "diagonal_gaussian":
+            return [
+                Method(
+                    "encode",
+                    ["x"],
+                    [
+                        self._stmt("quant_conv", ["x"], ["x"]),
+                        self._stmt("posterior", ["mu", "logvar"], ["x"]),
+                    ],
+                    "mu, logvar",
+                ),
+                Method(
+                    "reparameterize",
+                    ["mu", "logvar"],
+                    [self._stmt("sample", ["z"], ["mu", "logvar"])],
+                    "z",
+                ),
+                Method("decode", ["z"], [self._stmt("post_quant_conv", ["x"], ["z"])], "x"),
+            ]
         decode = [self._stmt("expand", ["x"], ["z"])]
         if "expand_activation" in has:
             decode.append(self._stmt("expand_activation", ["x"], ["x"]))
@@ -322,6 +348,8 @@ class ViewBuilder:
             )
             method(fwd, [enc_call, f"return self.decoder(h{star})"], "The reconstruction.")
             return lines, "the reconstruction"
+        if kind == "diagonal_gaussian":
+            kind = "variational"  # the same methods, on a spatial latent
         if kind in ("dense", "variational"):
             doc = "The code." if kind == "dense" else "The posterior's mean and log-variance."
             method(
@@ -354,7 +382,8 @@ class ViewBuilder:
                     "z = self.bottleneck.reparameterize(mu, logvar)",
                     f"return self.decoder(self.bottleneck.decode(z){star}), mu, logvar",
                 ],
-                "(reconstruction, mu, logvar); z is sampled in training mode, z = mu in inference.",
+                "(reconstruction, mu, logvar); z is sampled in training mode, "
+                + INFERENCE_LATENT[self.g.node("bottleneck.sample").layer.inference],
             )
             return lines, "(reconstruction, mu, logvar)"
         method(

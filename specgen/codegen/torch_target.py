@@ -14,6 +14,7 @@ from ..errors import SpecError, SpecErrors
 from ..graph import ModelGraph, Node
 from ..render import render
 from .program import Arg, Ctor, Statement
+from .pyliteral import literal
 from .pyview import Target, ViewBuilder, call_statement
 
 #: Helper classes defined in the generated file (templates/torch/_helpers/<name>.py.j2).
@@ -24,8 +25,11 @@ HELPERS = (
     "MaxPool2dSame",
     "AvgPool2dSame",
     "VaeSampling",
+    "DiagonalGaussian",
     "VectorQuantizer",
     "SpatialSelfAttention",
+    "GeneralizedDivisiveNorm",
+    "EntropyBottleneck",
 )
 
 
@@ -53,6 +57,32 @@ def attention_args(layer, shape: tuple[int, ...]) -> list[Arg]:
         args.append(Arg("residual", False))
     if layer.rescale_output_factor != 1.0:
         args.append(Arg("rescale_output_factor", layer.rescale_output_factor))
+    return args
+
+
+def gdn_args(layer, shape: tuple[int, ...]) -> list[Arg]:
+    """Arguments of the GeneralizedDivisiveNorm helper of either target (both take the same)."""
+    args = [Arg(None, shape[-1], "channels")]
+    if layer.inverse:
+        args.append(Arg("inverse", True))
+    if layer.beta_min != 1e-6:
+        args.append(Arg("beta_min", layer.beta_min))
+    if layer.gamma_init != 0.1:
+        args.append(Arg("gamma_init", layer.gamma_init))
+    return args
+
+
+def entropy_bottleneck_args(layer, shape: tuple[int, ...]) -> list[Arg]:
+    """Arguments of the EntropyBottleneck helper of either target (both take the same)."""
+    args = [Arg(None, shape[-1], "channels")]
+    if layer.filters != (3, 3, 3, 3):
+        args.append(Arg("filters", layer.filters))
+    if layer.init_scale != 10.0:
+        args.append(Arg("init_scale", layer.init_scale))
+    if layer.tail_mass != 1e-9:
+        args.append(Arg("tail_mass", layer.tail_mass))
+    if layer.likelihood_bound != 1e-9:
+        args.append(Arg("likelihood_bound", layer.likelihood_bound))
     return args
 
 
@@ -215,17 +245,25 @@ def torch_ctor(node: Node, graph: ModelGraph) -> Ctor:
         return Ctor("nn.Upsample", tuple(args))
     if kind == "attention":
         return Ctor("SpatialSelfAttention", tuple(attention_args(layer, shape)))
+    if kind in ("gdn", "igdn"):
+        return Ctor("GeneralizedDivisiveNorm", tuple(gdn_args(layer, shape)))
+    if kind == "entropy_bottleneck":
+        return Ctor("EntropyBottleneck", tuple(entropy_bottleneck_args(layer, shape)))
     if kind == "vae_sampling":
-        return Ctor("VaeSampling")
+        if layer.inference == "mean":
+            return Ctor("VaeSampling")
+        return Ctor("VaeSampling", (Arg("inference", layer.inference),))
+    if kind == "diagonal_gaussian":
+        return Ctor("DiagonalGaussian")
     if kind == "vector_quantizer":
-        return Ctor(
-            "VectorQuantizer",
-            (
-                Arg(None, layer.num_embeddings, "num_embeddings"),
-                Arg(None, shape[-1], "embedding_dim"),
-                Arg("commitment_cost", layer.commitment_cost),
-            ),
-        )
+        args = [
+            Arg(None, layer.num_embeddings, "num_embeddings"),
+            Arg(None, shape[-1], "embedding_dim"),
+            Arg("commitment_cost", layer.commitment_cost),
+        ]
+        if layer.loss_weighting != "vqvae":
+            args.append(Arg("loss_weighting", layer.loss_weighting))
+        return Ctor("VectorQuantizer", tuple(args))
     raise _unsupported(node, f"layer kind '{kind}'")  # pragma: no cover - registry is closed
 
 
@@ -252,6 +290,10 @@ def render_statement(s: Statement, graph: ModelGraph) -> str:
         return call_statement(s)
     elif s.op == "add":
         expr = " + ".join(ins)
+    elif s.op == "multiply":
+        expr = " * ".join(ins)
+    elif s.op == "scale":
+        expr = f"{ins[0]} * {literal(s.node.layer.factor)}"
     elif s.op == "concat":
         expr = f"torch.cat([{', '.join(ins)}], dim=1)"
     elif s.op == "identity":
@@ -298,6 +340,8 @@ _FUNCTIONAL = {
     "AvgPool2dSame",
     "VectorQuantizer",
     "SpatialSelfAttention",
+    "GeneralizedDivisiveNorm",
+    "EntropyBottleneck",
 }
 
 

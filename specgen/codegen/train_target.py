@@ -12,6 +12,7 @@ from typing import Any
 from ..graph import ModelGraph
 from ..render import render
 from ..schema import TrainingSpec
+from .pyview import forward_names
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,10 @@ class TrainView:
     header: str
     name: str
     model_file: str
-    bottleneck: str
+    #: the model's outputs in order, named by role
+    outputs: tuple[str, ...]
+    #: whether the output reconstructs the input (otherwise the script cannot train it)
+    reconstructs: bool
     defaults: dict[str, Any]
     #: the command that installs the modules the script needs
     install: str
@@ -51,7 +55,8 @@ def render_train(graph: ModelGraph, target: str, header: str) -> str:
         header.rstrip("\n"),
         graph.name,
         f"{target}_model.py",
-        graph.bottleneck.kind,
+        forward_names(graph),
+        graph.reconstructs,
         defaults(graph),
         f"pip install 'specgen[{target}]'",
     )

@@ -9,7 +9,9 @@ from and the model's special tensors by role (``code``, ``mu``, ``logvar``, ``vq
 - ``dense``: flatten, a dense code (and its activation), then a dense layer and a reshape back to
   the encoder's output shape;
 - ``variational``: flatten, dense ``mu`` and ``logvar``, a sampling node, then back as for dense;
-- ``vector_quantized``: a 1x1 convolution to the embedding width and a vector quantizer.
+- ``vector_quantized``: a 1x1 convolution to the embedding width and a vector quantizer;
+- ``diagonal_gaussian``: diffusers' AutoencoderKL latent — a 1x1 convolution to the mean and
+  log-variance of a spatial Gaussian, a sample of it, and a 1x1 convolution of the sample.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ def build_bottleneck(
     if cfg.kind == "none":
         outputs["code"] = incoming
         return incoming, outputs
+    if cfg.kind == "diagonal_gaussian":
+        return _diagonal_gaussian(cfg, incoming, enc_shape, sink)
     if cfg.kind == "vector_quantized":
         if enc_shape is not None and len(enc_shape) != 3:
             sink.error(
@@ -71,6 +75,7 @@ def build_bottleneck(
             [pre],
             num_embeddings=cfg.num_embeddings,
             commitment_cost=cfg.commitment_cost,
+            loss_weighting=cfg.loss_weighting,
         )
         if q is None:
             return None, outputs
@@ -90,7 +95,7 @@ def build_bottleneck(
         mu = sink.add("mu", "dense", [flat], units=cfg.units, **dense_args)
         logvar = sink.add("logvar", "dense", [flat], units=cfg.units, **dense_args)
         outputs["mu"], outputs["logvar"] = mu, logvar
-        latent = sink.add("sample", "vae_sampling", [mu, logvar])
+        latent = sink.add("sample", "vae_sampling", [mu, logvar], inference=cfg.inference)
     if enc_shape is None:
         return None, outputs
     if len(enc_shape) != 3:
@@ -111,6 +116,30 @@ def build_bottleneck(
     if cfg.expand_activation != "linear":
         expand = sink.add("expand_activation", cfg.expand_activation, [expand])
     out = sink.add("reshape", "reshape", [expand], target_shape=list(enc_shape))
+    return out, outputs
+
+
+def _diagonal_gaussian(
+    cfg, incoming: TensorRef | None, enc_shape: Shape | None, sink: NodeSink
+) -> tuple[TensorRef | None, dict[str, TensorRef | None]]:
+    """A 1x1 convolution to the Gaussian's parameters (``quant_conv``), their split into mean and
+    log-variance, a sample, and a 1x1 convolution of the sample (``post_quant_conv``)."""
+    outputs: dict[str, TensorRef | None] = {}
+    if enc_shape is not None and len(enc_shape) != 3:
+        sink.error(
+            f"a diagonal Gaussian bottleneck needs an image-shaped encoder output, "
+            f"got {fmt_shape(enc_shape)}"
+        )
+        return None, outputs
+    conv = dict(kernel_size=1, kernel_initializer=cfg.kernel_initializer)
+    moments = sink.add("quant_conv", "conv2d", [incoming], filters=2 * cfg.latent_channels, **conv)
+    posterior = sink.add("posterior", "diagonal_gaussian", [moments])
+    if posterior is None:
+        return None, outputs
+    mean, logvar = posterior, TensorRef(posterior.node, 1)
+    outputs["mu"], outputs["logvar"] = mean, logvar
+    sample = sink.add("sample", "vae_sampling", [mean, logvar], inference=cfg.inference)
+    out = sink.add("post_quant_conv", "conv2d", [sample], filters=cfg.latent_channels, **conv)
     return out, outputs
 
 

@@ -21,6 +21,7 @@ def freeze(
     bottleneck: Any,
     output_activation: str,
     training: Any,
+    reconstructs: bool = True,
 ) -> ModelGraph:
     """The model of ``draft``; ``boundaries`` are the outputs of the encoder, the bottleneck and
     the decoder."""
@@ -45,4 +46,5 @@ def freeze(
         bottleneck=bottleneck,
         output_activation=output_activation,
         training=training,
+        reconstructs=reconstructs,
     )

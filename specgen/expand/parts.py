@@ -49,10 +49,28 @@ class Expansion:
         except Abort:
             raise SpecErrors(self.budget.errors, self.source) from None
 
+    def check_requirements(self) -> None:
+        """The spec's own conditions on its parameters (``require:``), each reported with the
+        spec's message at its condition."""
+        for i, req in enumerate(self.doc.require):
+            path = ("require", i, "that")
+            got = self.evaluator.try_evaluate(req.that, self.params, path)
+            if got is FAILED:
+                continue
+            if not isinstance(got, bool):
+                self.budget.error(f"a requirement must be true or false, got {got!r}", path)
+            elif not got:
+                self.budget.error(
+                    f"requirement not met: {req.message}",
+                    path,
+                    hint="give the parameters values that meet it (--set NAME=VALUE)",
+                )
+
     def _build(self) -> ModelGraph:
         doc, params, names, draft = self.doc, self.params, self.names, self.draft
         errors = self.budget.errors
         rejected = prepass(doc, self.budget)
+        self.check_requirements()
         items = Items(doc, params, self.budget, self.evaluator, names, draft, rejected)
         skips = Skips(doc, params, self.budget, self.evaluator, names, draft, items.expand_items)
         items.skips = skips
@@ -93,6 +111,7 @@ class Expansion:
             self.bottleneck_cfg,
             out_cfg.activation if out_cfg else "linear",
             training,
+            out_cfg.reconstructs if out_cfg else True,
         )
         trainable, non_trainable, _ = graph.counts()
         too_large = parameter_limit(trainable + non_trainable)

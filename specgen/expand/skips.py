@@ -118,9 +118,9 @@ class Skips:
             return None
         if k is not None and not expr.is_template(spec.name):
             name = f"{name}{k}"
-        if merge not in ("add", "concat"):
+        if merge not in ("add", "concat", "multiply"):
             self.budget.error(
-                f"invalid merge {merge!r}", spath + ("merge",), hint="use add or concat"
+                f"invalid merge {merge!r}", spath + ("merge",), hint="use add, concat or multiply"
             )
             return None
         part = str(target).split(".", 1)[0]

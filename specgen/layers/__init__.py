@@ -15,6 +15,7 @@ from pydantic import Field
 from . import (  # noqa: F401
     activation,
     attention,
+    compression,
     conv,
     dense,
     latent,

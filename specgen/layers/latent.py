@@ -1,4 +1,4 @@
-"""Latent-space layers: ``vae_sampling`` and ``vector_quantizer``."""
+"""Latent-space layers: ``vae_sampling``, ``vector_quantizer`` and ``diagonal_gaussian``."""
 
 from __future__ import annotations
 
@@ -15,16 +15,23 @@ from .base import (
     register,
 )
 
+#: What a sampling node gives in inference: the mean, a sample, or the mean plus one standard
+#: deviation.
+Inference = Literal["mean", "sample", "mean_plus_std"]
+
 
 @register
 class VaeSampling(LayerConfig):
     """The reparameterisation step of a VAE; inputs are ``(mu, logvar)`` of equal shape.
 
-    In training ``z = mu + exp(logvar / 2) * eps`` with ``eps ~ N(0, 1)`` drawn per element;
-    in inference ``z = mu`` (deterministic).
+    In training ``z = mu + exp(logvar / 2) * eps`` with ``eps ~ N(0, 1)`` drawn per element.
+    In inference, by ``inference``: ``mean`` gives ``z = mu``; ``sample`` samples as in
+    training; ``mean_plus_std`` gives ``z = mu + exp(logvar / 2)``, what MONAI's
+    ``VarAutoEncoder`` returns in eval mode unless ``use_mean_at_inference`` is set.
     """
 
     kind: Literal["vae_sampling"] = "vae_sampling"
+    inference: Inference = "mean"
 
     short_name: ClassVar[str] = "sample"
     min_inputs: ClassVar[int] = 2
@@ -47,7 +54,9 @@ class VectorQuantizer(LayerConfig):
     codebook entry (``num_embeddings`` x D, trainable).
 
     Outputs: ``quantized`` (H, W, D), the scalar ``loss`` (codebook loss plus
-    ``commitment_cost`` times the commitment loss), the scalar ``perplexity`` of code usage, and
+    ``commitment_cost`` times the commitment loss; with ``loss_weighting: diffusers_legacy`` the
+    commitment loss plus ``commitment_cost`` times the codebook loss, as diffusers'
+    ``VectorQuantizer(legacy=True)`` weights them), the scalar ``perplexity`` of code usage, and
     the ``indices`` map (H, W) of chosen codes. MACs count the distance computation
     ``H * W * num_embeddings * D``.
     """
@@ -55,6 +64,7 @@ class VectorQuantizer(LayerConfig):
     kind: Literal["vector_quantizer"] = "vector_quantizer"
     num_embeddings: Count
     commitment_cost: NonNegative = 0.25
+    loss_weighting: Literal["vqvae", "diffusers_legacy"] = "vqvae"
 
     short_name: ClassVar[str] = "quantizer"
     output_names: ClassVar[tuple[str, ...]] = ("quantized", "loss", "perplexity", "indices")
@@ -72,3 +82,27 @@ class VectorQuantizer(LayerConfig):
     def count_macs(self, inputs: list[Shape], outputs: list[Shape]) -> int:
         h, w, d = inputs[0]
         return h * w * self.num_embeddings * d
+
+
+@register
+class DiagonalGaussian(LayerConfig):
+    """The parameters of a diagonal Gaussian, as diffusers' ``DiagonalGaussianDistribution``
+    reads them: an ``(H, W, 2L)`` map split along channels into the ``mean`` (the first L) and
+    the ``logvar`` (the last L), the logvar clamped to [-30, 20]. Outputs: both ``(H, W, L)``.
+    """
+
+    kind: Literal["diagonal_gaussian"] = "diagonal_gaussian"
+
+    short_name: ClassVar[str] = "posterior"
+    output_names: ClassVar[tuple[str, ...]] = ("mean", "logvar")
+
+    def infer(self, inputs: list[Shape]) -> list[Shape]:
+        (shape,) = inputs
+        expect_rank(self.kind, shape, (3,))
+        h, w, c = shape
+        if c % 2:
+            raise ShapeError(
+                f"diagonal_gaussian needs an even number of channels (mean and logvar), got "
+                f"{fmt_shape(shape)}"
+            )
+        return [(h, w, c // 2), (h, w, c // 2)]

@@ -1,4 +1,4 @@
-"""Multi-input merges (``add``, ``concat``) and ``identity``."""
+"""Multi-input merges (``add``, ``multiply``, ``concat``), ``identity`` and ``scale``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable
 from typing import ClassVar, Literal
 
-from .base import LayerConfig, Shape, ShapeError, describe_rank, fmt_shape, register
+from .base import Finite, LayerConfig, Shape, ShapeError, describe_rank, fmt_shape, register
 
 
 def _odd_ones(shapes: list[Shape], key: Callable[[Shape], Hashable]) -> list[int]:
@@ -45,6 +45,27 @@ class Add(LayerConfig):
 
 
 @register
+class Multiply(LayerConfig):
+    """Element-wise product of two or more tensors of identical shape."""
+
+    kind: Literal["multiply"] = "multiply"
+
+    short_name: ClassVar[str] = "multiply"
+    min_inputs: ClassVar[int] = 2
+    max_inputs: ClassVar[int | None] = None
+
+    def infer(self, inputs: list[Shape]) -> list[Shape]:
+        odd = _odd_ones(inputs, lambda s: s)
+        if odd:
+            raise ShapeError(
+                f"cannot multiply tensors of shapes {_list_shapes(inputs)}",
+                hint="all inputs of multiply must have the same shape",
+                mismatch=odd,
+            )
+        return [inputs[0]]
+
+
+@register
 class Concat(LayerConfig):
     """Joins two or more tensors along the last (channel) axis; all other dims must agree."""
 
@@ -76,6 +97,19 @@ class Identity(LayerConfig):
     kind: Literal["identity"] = "identity"
 
     short_name: ClassVar[str] = "identity"
+
+    def infer(self, inputs: list[Shape]) -> list[Shape]:
+        return [inputs[0]]
+
+
+@register
+class Scale(LayerConfig):
+    """Multiplies every element by the constant ``factor`` (no parameters)."""
+
+    kind: Literal["scale"] = "scale"
+    factor: Finite
+
+    short_name: ClassVar[str] = "scale"
 
     def infer(self, inputs: list[Shape]) -> list[Shape]:
         return [inputs[0]]
