@@ -6,9 +6,11 @@ on a 64x64 input makes 17 GB of activations per sample). The commands that build
 available and refuse, with both figures, unless ``--allow-large`` is given.
 
 The estimate counts float32 values (4 bytes): every parameter once, and every tensor a forward pass
-produces (the model input and each node's outputs) once per sample. Training also keeps each
-parameter's gradient and two optimizer moments, and each activation's gradient. It is a lower
-bound: frameworks add workspaces and copies of their own.
+produces (the model input and each node's outputs) once per sample, with the tensors a layer makes
+inside itself where they outgrow its output: an ``attention`` layer's ``(H*W) x (H*W)`` scores and
+their softmax, per head. Training also keeps each parameter's gradient and two optimizer moments,
+and each activation's gradient. It is a lower bound: frameworks add workspaces and copies of their
+own.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 from dataclasses import dataclass
 
 from .errors import SpecError, SpecErrors
-from .graph import ModelGraph
+from .graph import ModelGraph, Node
 
 #: Bytes of one float32 value.
 BYTES_PER_VALUE = 4
@@ -26,6 +28,9 @@ BYTES_PER_VALUE = 4
 TRAINING_PARAMETER_COPIES = 4
 #: Copies of each activation while training: the value and its gradient.
 TRAINING_ACTIVATION_COPIES = 2
+#: The ``(H*W) x (H*W)`` matrices an attention head holds per sample: the scores and their
+#: softmax.
+ATTENTION_MATRICES = 2
 
 
 @dataclass(frozen=True)
@@ -44,12 +49,22 @@ class Estimate:
         return copies * (params + activations)
 
 
+def inner_values(node: Node) -> int:
+    """Values per sample that ``node``'s layer makes inside itself on top of its outputs: an
+    attention layer's scores and their softmax, ``heads x (H*W)^2`` each; 0 for other kinds."""
+    if node.layer.kind != "attention":
+        return 0
+    rows, cols, channels = node.output_shapes[0]  # the input's shape, unchanged
+    heads, _ = node.layer.dims(channels)
+    return ATTENTION_MATRICES * heads * (rows * cols) ** 2
+
+
 def estimate(graph: ModelGraph) -> Estimate:
     """The memory estimate of ``graph``'s model (see the module's description)."""
     trainable, non_trainable, _ = graph.counts()
     values = math.prod(graph.input_shape)
     for node in graph.nodes:
-        values += sum(math.prod(shape) for shape in node.output_shapes)
+        values += sum(math.prod(shape) for shape in node.output_shapes) + inner_values(node)
     return Estimate((trainable + non_trainable) * BYTES_PER_VALUE, values * BYTES_PER_VALUE)
 
 

@@ -330,6 +330,27 @@ def test_the_estimate_counts_parameters_and_every_activation(tmp_path):
     )
 
 
+ATTENTION = """\
+specgen: 1
+name: attend
+input: {shape: [64, 64, 8]}
+encoder:
+  - {kind: attention, norm_groups: 2, heads: 2}
+decoder:
+  - {kind: conv2d, filters: 8, kernel_size: 1}
+"""
+
+
+def test_the_estimate_counts_the_attention_scores(tmp_path):
+    graph = build_graph(write(tmp_path / "attend.yaml", ATTENTION))
+    est = memory.estimate(graph)
+    positions = 64 * 64
+    scores = 2 * positions**2 * 4  # 2 heads x (H*W)^2 float32 values: 134 MB
+    assert est.activation_bytes_per_sample > scores
+    # the input and the two layers' outputs, then each head's scores and their softmax
+    assert est.activation_bytes_per_sample == 4 * (3 * positions * 8 + 2 * 2 * positions**2)
+
+
 def test_available_memory_is_read_from_the_machine():
     found = memory.available_bytes()
     if sys.platform.startswith("linux"):

@@ -10,19 +10,28 @@ The strategy writes specs the way a user would. Reusable blocks are defined in t
 - ``plain``: conv -> norm -> act with a kernel size parameter and an optional dropout.
 
 Each block definition draws its own norm (batch norm with random momentum/epsilon, group norm,
-layer norm or none) and activation (relu, leaky_relu with a slope, gelu, silu, elu, tanh,
-sigmoid). One to three resolution levels each run 0-2 instances of a block at a random width and
-downsample by a strided conv (kernel 2 or 3, 'same') or by max/avg pooling; the decoder mirrors
-them with conv-transposes (kernel 2 or 3, stride 2) or upsample (nearest/bilinear) + conv. Levels
-are written in one of three ways: explicit groups, a ``for`` loop over a list parameter whose
-entries pick their block with ``when``, or the ``levels`` shorthand (counted or over a list).
-The encoder's last level is at times followed by a self-attention layer (random groups, heads,
-head width, residual and rescaling).
-Skips are none, ResNetAE-like multi-resolution add skips (every encoder level to the bottleneck
-resolution, the decoder stem to every decoder level), or U-Net concat skips from each encoder
-level to the decoder level of the same resolution. The bottleneck is none, dense (random units
-and activation), variational or vector-quantized with a small codebook; the output activation is
-linear, sigmoid or tanh.
+layer norm, instance norm with or without affine, gdn/igdn, or none) and activation (relu,
+leaky_relu with a slope, gelu, silu, elu, tanh, sigmoid, prelu per channel or shared with an
+initial slope); the 3x3 convolutions of ``res``, ``preact`` and ``bottleneck`` pad 'same' or by
+explicit amounts (``1``, ``[1, 1]``, ``[[0, 2], [2, 0]]``) with zeros, reflect or replicate, and
+``res`` at times scales its sum. One to three resolution levels each run 0-2 instances of a
+block at a random width and downsample by a strided conv (kernel 2, 3 or 4: 'same', explicit
+padding, or a ``pad`` layer then 'valid') or by max/avg pooling; the decoder mirrors them with
+conv-transposes (stride 2: 'same', 'valid', or PyTorch's integer padding and output padding) or
+upsample (nearest/bilinear) + conv (padded by itself or by a ``pad`` layer). Levels are written
+in one of three ways: explicit groups, a ``for`` loop over a list parameter whose entries pick
+their block with ``when``, or the ``levels`` shorthand (counted or over a list). The encoder's
+last level is at times followed by a self-attention layer (random groups, heads, head width,
+residual and rescaling) and an entropy bottleneck. Reflect padding is drawn only where each side
+pads less than the rows or columns it extends, and instance norm only where a map has more than
+one position.
+Skips are none, ResNetAE-like multi-resolution skips (every encoder level to the bottleneck
+resolution, added or multiplied there; the decoder stem to every decoder level), or U-Net concat
+skips from each encoder level to the decoder level of the same resolution. The bottleneck is
+none, dense (random units and activation), variational, diagonal Gaussian (with an inference
+mode) or vector-quantized with a small codebook; the output activation is linear, sigmoid or
+tanh, and at times the output is a head of its own channel count (``reconstructs: false``).
+``EVERY_CONSTRUCT`` adds one spec with every layer option above to the samples.
 
 Names are drawn too: the model, the stems, the down/up items, the outputs, the block definitions
 and the layers and groups inside them are at times named like things that generated code or Python
@@ -37,6 +46,7 @@ most 16) so that building and comparing both frameworks stays fast.
 
 from __future__ import annotations
 
+import copy
 import math
 import traceback
 from dataclasses import dataclass
@@ -44,7 +54,7 @@ from functools import lru_cache
 
 import pytest
 import yaml
-from hypothesis import event, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from specgen.api import build_graph, load_spec
@@ -57,8 +67,10 @@ from test_names import MODEL_FORM, all_names
 pytestmark = pytest.mark.frameworks
 
 BLOCK_KINDS = ("res", "preact", "bottleneck", "plain")
-ACTIVATIONS = ("relu", "leaky_relu", "gelu", "silu", "elu", "tanh", "sigmoid")
-NORMS = ("batch_norm", "group_norm", "layer_norm", "none")
+ACTIVATIONS = ("relu", "leaky_relu", "gelu", "silu", "elu", "tanh", "sigmoid", "prelu")
+NORMS = ("batch_norm", "group_norm", "layer_norm", "instance_norm", "gdn", "igdn", "none")
+PADDING_MODES = ("zeros", "reflect", "replicate")
+BOTTLENECKS = ("none", "dense", "variational", "vector_quantized", "diagonal_gaussian")
 CODE_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "gelu", "silu", "elu", "softmax")
 STYLES = ("explicit", "loop", "levels")
 
@@ -85,18 +97,35 @@ def activations(draw) -> dict:
         layer["approximate"] = draw(st.booleans())
     elif kind == "elu" and draw(st.booleans()):
         layer["alpha"] = draw(decimals(1, 20, 10))
+    elif kind == "prelu":
+        shared = draw(st.booleans())
+        if shared or draw(st.booleans()):
+            layer["shared"] = shared
+        if draw(st.booleans()):
+            layer["init"] = draw(decimals(-50, 100, 100))
     return layer
 
 
 @st.composite
-def norms(draw) -> dict | None:
-    """A norm layer template (a group norm's ``groups`` is filled in by the block), or None."""
-    kind = draw(st.sampled_from(NORMS))
+def norms(draw, single_position: bool = False) -> dict | None:
+    """A norm layer template (a group norm's ``groups`` is filled in by the block), or None;
+    no instance norm where the block may meet a single position (``single_position``)."""
+    kind = draw(st.sampled_from([n for n in NORMS if n != "instance_norm" or not single_position]))
     if kind == "none":
         return None
     layer: dict = {"kind": kind}
+    if kind in ("gdn", "igdn"):
+        if draw(st.booleans()):
+            layer["beta_min"] = draw(st.sampled_from([1e-6, 1e-4, 0.01]))
+        if draw(st.booleans()):
+            layer["gamma_init"] = draw(decimals(0, 50, 100))
+        return layer
     if kind == "batch_norm" and draw(st.booleans()):
         layer["momentum"] = draw(st.sampled_from([0.0, 0.1, 0.5, 0.9, 0.99, 0.999]))
+    if kind == "instance_norm":
+        affine = draw(st.booleans())
+        if affine or draw(st.booleans()):
+            layer["affine"] = affine
     if draw(st.booleans()):
         layer["epsilon"] = draw(st.sampled_from([1e-5, 1e-4, 1e-3, 0.01, 0.1]))
     return layer
@@ -118,6 +147,69 @@ def attentions(draw, channels: int) -> dict:
         layer["rescale_output_factor"] = draw(decimals(5, 20, 10))
     if draw(st.booleans()):
         layer["epsilon"] = draw(st.sampled_from([1e-6, 1e-5, 1e-3]))
+    return layer
+
+
+def axis_paddings(totals: tuple[int, ...], limit: int) -> list[tuple[int, int]]:
+    """The ``(before, after)`` paddings of one axis adding up to one of ``totals``, neither
+    more than ``limit``."""
+    return [(t, n - t) for n in totals for t in range(n + 1) if max(t, n - t) <= limit]
+
+
+@st.composite
+def paddings(draw, totals: tuple[int, ...], side: int, same: bool = True) -> dict:
+    """The ``padding`` and ``padding_mode`` fields of a convolution that keeps its output size
+    whenever each axis is padded by one of ``totals`` in all, on inputs of at least ``side``
+    rows and columns (a reflected side pads less than that); ``same`` when 'same' keeps it too.
+    Amounts are written as ``p``, ``[v, h]`` or ``[[top, bottom], [left, right]]``."""
+    limits = {"zeros": max(totals), "reflect": side - 1, "replicate": max(totals)}
+    modes = [m for m in PADDING_MODES if axis_paddings(totals, limits[m])]
+    mode = draw(st.sampled_from(modes))
+    fields: dict = {}
+    if same and draw(st.booleans()):
+        if draw(st.booleans()):
+            fields["padding"] = "same"
+    else:
+        options = axis_paddings(totals, limits[mode])
+        rows, cols = draw(st.sampled_from(options)), draw(st.sampled_from(options))
+        form = draw(st.sampled_from(["short", "sides"]))
+        if form == "short" and rows[0] == rows[1] == cols[0] == cols[1]:
+            fields["padding"] = rows[0]
+        elif form == "short" and rows[0] == rows[1] and cols[0] == cols[1]:
+            fields["padding"] = [rows[0], cols[0]]
+        else:
+            fields["padding"] = [list(rows), list(cols)]
+    if mode != "zeros" or draw(st.integers(0, 3)) == 0:
+        fields["padding_mode"] = mode
+    return fields
+
+
+@st.composite
+def pad_layers(draw, totals: tuple[int, ...], side: int) -> dict:
+    """A ``pad`` layer adding one of ``totals`` rows and columns to inputs of at least ``side``
+    rows and columns, for a 'valid' convolution after it."""
+    fields = draw(paddings(totals, side, same=False))
+    layer = {"kind": "pad", "padding": fields["padding"]}
+    if "padding_mode" in fields:
+        layer["mode"] = fields["padding_mode"]
+    return layer
+
+
+#: A conv-transpose's kernel -> its integer (padding, output_padding) doubling the size with
+#: stride 2: (H - 1) * 2 - 2 * padding + kernel + output_padding = 2 * H.
+TRANSPOSE_PADDINGS = {1: (0, 1), 2: (0, 0), 3: (1, 1), 4: (1, 0), 5: (2, 1)}
+
+
+@st.composite
+def entropy_bottlenecks(draw) -> dict:
+    """An entropy bottleneck with a small density model."""
+    layer: dict = {"kind": "entropy_bottleneck"}
+    if draw(st.booleans()):
+        layer["filters"] = draw(st.lists(st.integers(1, 3), max_size=3))
+    if draw(st.booleans()):
+        layer["init_scale"] = draw(decimals(1, 100, 10))
+    if draw(st.booleans()):
+        layer["likelihood_bound"] = draw(st.sampled_from([0.0, 1e-9, 1e-6]))
     return layer
 
 
@@ -213,18 +305,32 @@ def residual_add(names: dict) -> dict:
     }
 
 
+def conv3(pad: dict, **fields) -> dict:
+    """A 3x3 convolution with ``filters`` filters and (a copy of) the padding fields ``pad``."""
+    pad = copy.deepcopy(pad)  # a list the spec holds twice would be written as a YAML alias
+    return {"kind": "conv2d", **fields, "filters": "${filters}", "kernel_size": 3, **pad}
+
+
+#: Padding that keeps the size of a block's 3x3 convolutions: 2 rows and columns in all, on
+#: inputs of at least 2x2 (blocks other than ``plain`` run at the levels' resolutions).
+BLOCK_PADDING = paddings((2,), 2)
+
+
 @st.composite
-def res_block(draw, names: dict) -> Block:
-    norm, act = draw(norms()), draw(activations())
+def res_block(draw, names: dict, single_position: bool = False) -> Block:
+    norm, act, pad = draw(norms()), draw(activations()), draw(BLOCK_PADDING)
+    # at times the sum is scaled, as diffusers' ResnetBlock2D does by output_scale_factor
+    scale = {"kind": "scale", "factor": draw(decimals(1, 20, 10))}
     layers = [
-        {"kind": "conv2d", "filters": "${filters}", "kernel_size": 3},
+        conv3(pad),
         *norm_layer(norm, "groups"),
         dict(act),
-        {"kind": "conv2d", "filters": "${filters}", "kernel_size": 3},
+        conv3(pad),
         *norm_layer(norm, "groups"),
         {**act, "name": names["last"]},
         projection(names),
         residual_add(names),
+        *maybe(scale if draw(st.booleans()) else None),
     ]
     return Block(
         {"params": {"filters": None, "groups": 1}, "layers": layers},
@@ -233,15 +339,15 @@ def res_block(draw, names: dict) -> Block:
 
 
 @st.composite
-def preact_block(draw, names: dict) -> Block:
-    norm, act = draw(norms()), draw(activations())
+def preact_block(draw, names: dict, single_position: bool = False) -> Block:
+    norm, act, pad = draw(norms()), draw(activations()), draw(BLOCK_PADDING)
     layers = [
         *norm_layer(norm, "groups_in"),
         dict(act),
-        {"kind": "conv2d", "filters": "${filters}", "kernel_size": 3},
+        conv3(pad),
         *norm_layer(norm, "groups"),
         dict(act),
-        {"kind": "conv2d", "name": names["last"], "filters": "${filters}", "kernel_size": 3},
+        conv3(pad, name=names["last"]),
         projection(names),
         residual_add(names),
     ]
@@ -253,13 +359,13 @@ def preact_block(draw, names: dict) -> Block:
 
 
 @st.composite
-def bottleneck_block(draw, names: dict) -> Block:
-    norm, act = draw(norms()), draw(activations())
+def bottleneck_block(draw, names: dict, single_position: bool = False) -> Block:
+    norm, act, pad = draw(norms()), draw(activations()), draw(BLOCK_PADDING)
     layers = [
         {"kind": "conv2d", "filters": "${mid}", "kernel_size": 1},
         *norm_layer(norm, "groups_mid"),
         dict(act),
-        {"kind": "conv2d", "filters": "${mid}", "kernel_size": 3},
+        {**conv3(pad), "filters": "${mid}"},
         *norm_layer(norm, "groups_mid"),
         dict(act),
         {"kind": "conv2d", "filters": "${filters}", "kernel_size": 1},
@@ -275,8 +381,8 @@ def bottleneck_block(draw, names: dict) -> Block:
 
 
 @st.composite
-def plain_block(draw, names: dict) -> Block:
-    norm, act = draw(norms()), draw(activations())
+def plain_block(draw, names: dict, single_position: bool = False) -> Block:
+    norm, act = draw(norms(single_position)), draw(activations())
     layers = [
         {"kind": "conv2d", "filters": "${filters}", "kernel_size": "${kernel_size}"},
         *norm_layer(norm, "groups"),
@@ -320,10 +426,14 @@ class SpecBuilder:
         self.blocks: dict[str, Block] = {}
         self.parameters: dict = {}
         self.names = draw(role_names())
+        #: rows and columns at the encoder's end, where the decoder stem runs
+        self.bottleneck_side = (1, 1)
 
     def block(self, kind: str) -> Block:
         if kind not in self.blocks:
-            self.blocks[kind] = self.draw(BLOCK_STRATEGIES[kind](self.names))
+            # only the stems use `plain` outside the levels, and the decoder's can run at 1x1
+            single = kind == "plain" and math.prod(self.bottleneck_side) == 1
+            self.blocks[kind] = self.draw(BLOCK_STRATEGIES[kind](self.names, single))
         return self.blocks[kind]
 
     def args(self, kind: str, cin: int, filters: int) -> dict:
@@ -354,25 +464,50 @@ class SpecBuilder:
 
     # -- down and up ---------------------------------------------------------------------------
     def down_conf(self) -> dict:
+        """A downsampling by 2: a stride-2 conv ('same', explicit padding, or a ``pad`` layer
+        and 'valid') or a pooling; its inputs have at least 2 rows and columns."""
         draw = self.draw
         op = draw(st.sampled_from(["conv", "max_pool", "avg_pool"]))
         if op == "conv":
-            return {
-                "op": op,
-                "kernel_size": draw(st.sampled_from([2, 3])),
-                "act": self.activation_or_none(),
-            }
+            k = draw(st.sampled_from([2, 3, 4]))
+            # floor((H + total - k) / 2) + 1 == H / 2 for an even H
+            totals = tuple(t for t in (k - 2, k - 1) if t >= 0)
+            conf = {"op": op, "kernel_size": k, "act": self.activation_or_none(), "pad": None}
+            if draw(st.booleans()):
+                conf["pad"] = draw(pad_layers(totals, 2))
+                conf["padding"] = {"padding": "valid"}
+            else:
+                conf["padding"] = draw(paddings(totals, 2))
+            return conf
         return {"op": op, "pool_size": draw(st.sampled_from([2, 3]))}
 
     def up_conf(self) -> dict:
+        """An upsampling by 2: a stride-2 conv-transpose ('same', 'valid' or PyTorch's integer
+        padding and output padding) or upsample + conv (padded by the conv or a ``pad``)."""
         draw = self.draw
         op = draw(st.sampled_from(["deconv", "upsample"]))
-        conf = {"op": op, "act": self.activation_or_none()}
+        conf = {"op": op, "act": self.activation_or_none(), "padding": {}, "pad": None}
         if op == "deconv":
-            conf["kernel_size"] = draw(st.sampled_from([2, 3]))
+            padding = draw(st.sampled_from(["same", "valid", "explicit", "explicit"]))
+            if padding == "same":
+                conf["kernel_size"] = draw(st.sampled_from([2, 3]))
+            elif padding == "valid":
+                conf["kernel_size"] = 2
+                conf["padding"] = {"padding": "valid"}
+            else:
+                k = conf["kernel_size"] = draw(st.sampled_from(sorted(TRANSPOSE_PADDINGS)))
+                p, out = TRANSPOSE_PADDINGS[k]
+                conf["padding"] = {"padding": p}
+                if out or draw(st.booleans()):
+                    conf["padding"]["output_padding"] = out
         else:
             conf["interpolation"] = draw(st.sampled_from(["nearest", "bilinear"]))
-            conf["kernel_size"] = draw(st.sampled_from([1, 3]))
+            k = conf["kernel_size"] = draw(st.sampled_from([1, 3]))
+            if k == 3 and draw(st.booleans()):
+                conf["pad"] = draw(pad_layers((2,), 2))
+                conf["padding"] = {"padding": "valid"}
+            else:
+                conf["padding"] = draw(paddings((k - 1,), 2))
         return conf
 
 
@@ -381,9 +516,11 @@ def down_item(conf: dict, filters, name: str = "down") -> dict:
     if conf["op"] == "conv":
         conv = {"kind": "conv2d", "filters": filters, "kernel_size": conf["kernel_size"]}
         conv.update(strides=2, padding="same")
-        if conf["act"] is None:
+        conv.update(copy.deepcopy(conf["padding"]))
+        layers = [*maybe(copy.deepcopy(conf["pad"])), conv, *maybe(conf["act"])]
+        if len(layers) == 1:
             return {**conv, "name": name}
-        return {"name": name, "layers": [conv, dict(conf["act"])]}
+        return {"name": name, "layers": [dict(layer) for layer in layers]}
     if conf["pool_size"] == 2:
         return {"kind": conf["op"], "name": name, "pool_size": 2}
     return {"kind": conf["op"], "name": name, "pool_size": 3, "strides": 2, "padding": "same"}
@@ -398,13 +535,16 @@ def up_item(conf: dict, filters, name: str = "up") -> dict:
                 "filters": filters,
                 "kernel_size": conf["kernel_size"],
                 "strides": 2,
+                **conf["padding"],
             }
         ]
     else:
         up = {"kind": "upsample", "size": 2}
         if conf["interpolation"] != "nearest":
             up["interpolation"] = conf["interpolation"]
-        layers = [up, {"kind": "conv2d", "filters": filters, "kernel_size": conf["kernel_size"]}]
+        conv = {"kind": "conv2d", "filters": filters, "kernel_size": conf["kernel_size"]}
+        pad = copy.deepcopy(conf["pad"])
+        layers = [up, *maybe(pad), {**conv, **copy.deepcopy(conf["padding"])}]
     if conf["act"] is not None:
         layers.append(dict(conf["act"]))
     if len(layers) == 1:
@@ -550,6 +690,7 @@ def random_specs(draw) -> dict:
     w = scale * draw(st.integers(1, 32 // scale)) if draw(st.booleans()) else h
     c = draw(st.integers(1, 4))
     skips = draw(st.sampled_from(["none", "resnet", "unet"]))
+    b.bottleneck_side = (h // scale, w // scale)
     b.parameters.update(input_shape=[h, w, c], n_levels=n_levels)
 
     # -- encoder ---------------------------------------------------------------------------
@@ -566,21 +707,29 @@ def random_specs(draw) -> dict:
     enc_skip_width = ch
     if draw(st.integers(0, 3)) == 0:
         encoder.append(draw(attentions(ch)))
+    if draw(st.integers(0, 4)) == 0:
+        encoder.append(draw(entropy_bottlenecks()))
     if draw(st.booleans()):
         ch = draw(st.integers(2, 16))
+        k = draw(st.sampled_from([1, 3]))
         encoder.append(
             {
                 "kind": "conv2d",
                 "name": b.names["out"],
                 "filters": ch,
-                "kernel_size": draw(st.sampled_from([1, 3])),
+                "kernel_size": k,
+                **draw(paddings((k - 1,), min(b.bottleneck_side))),
             }
         )
 
     # -- bottleneck ------------------------------------------------------------------------
-    kind = draw(st.sampled_from(["none", "dense", "variational", "vector_quantized"]))
+    kind = draw(st.sampled_from(BOTTLENECKS))
     bottleneck: dict = {"kind": kind}
-    if kind in ("dense", "variational"):
+    if kind in ("variational", "diagonal_gaussian") and draw(st.booleans()):
+        bottleneck["inference"] = draw(st.sampled_from(["mean", "sample", "mean_plus_std"]))
+    if kind == "diagonal_gaussian":
+        ch = bottleneck["latent_channels"] = draw(st.integers(1, 8))
+    elif kind in ("dense", "variational"):
         bottleneck["units"] = draw(st.integers(1, 16))
         if kind == "dense" and draw(st.booleans()):
             bottleneck["activation"] = draw(st.sampled_from(CODE_ACTIVATIONS))
@@ -594,6 +743,8 @@ def random_specs(draw) -> dict:
         bottleneck["num_embeddings"] = draw(st.integers(1, 16))
         if draw(st.booleans()):
             bottleneck["commitment_cost"] = draw(decimals(0, 100, 100))
+        if draw(st.booleans()):
+            bottleneck["loss_weighting"] = draw(st.sampled_from(["vqvae", "diffusers_legacy"]))
 
     # -- decoder ---------------------------------------------------------------------------
     decoder: list[dict] = []
@@ -606,12 +757,16 @@ def random_specs(draw) -> dict:
     concat = features[::-1] if skips == "unet" else [0] * n_levels
     levels, outs = decoder_levels(b, n_levels, style, ch, concat)
     decoder += level_items(b, "decoder", style, levels)
+    k = draw(st.sampled_from([1, 3]))
+    # at times a head of its own channel count rather than a reconstruction
+    head = draw(st.integers(1, 4)) if draw(st.integers(0, 4)) == 0 else None
     decoder.append(
         {
             "kind": "conv2d",
             "name": b.names["out"],
-            "filters": "${input_shape[2]}",
-            "kernel_size": draw(st.sampled_from([1, 3])),
+            "filters": "${input_shape[2]}" if head is None else head,
+            "kernel_size": k,
+            **draw(paddings((k - 1,), min(h, w))),
         }
     )
 
@@ -632,7 +787,7 @@ def random_specs(draw) -> dict:
                 "in": "${n_levels}",
                 "from": "encoder.level${level}.blocks",
                 "to": "encoder.level${n_levels - 1}",
-                "merge": "add",
+                "merge": draw(st.sampled_from(["add", "multiply"])),
                 "layers": [enc_skip, *maybe(b.activation_or_none())],
             }
         )
@@ -677,6 +832,8 @@ def random_specs(draw) -> dict:
     out_act = draw(st.sampled_from(["linear", "sigmoid", "tanh"]))
     if out_act != "linear" or draw(st.booleans()):
         spec["output"] = {"activation": out_act}
+    if head is not None:
+        spec.setdefault("output", {})["reconstructs"] = False
     if draw(st.integers(0, 3)) == 0:
         spec["training"] = {"loss": draw(st.sampled_from(["mse", "l1", "bce"])), "epochs": 2}
     return spec
@@ -689,6 +846,36 @@ def spec_text(spec: dict) -> str:
     return yaml.safe_dump(spec, sort_keys=False, default_flow_style=None, width=100)
 
 
+def constructs(graph: ModelGraph) -> set[str]:
+    """The layer kinds and options of ``graph`` the strategy draws at times, by name, for
+    Hypothesis' statistics (``--hypothesis-show-statistics``)."""
+    found = set() if graph.reconstructs else {"head (reconstructs: false)"}
+    for node in graph.nodes:
+        layer = node.layer
+        if layer.kind == "prelu":
+            found.add("prelu shared" if layer.shared else "prelu per channel")
+        elif layer.kind == "instance_norm":
+            found.add("instance_norm affine" if layer.affine else "instance_norm")
+        elif layer.kind == "pad":
+            found.add(f"pad {layer.mode}")
+        elif layer.kind == "conv2d" and not isinstance(layer.padding, str):
+            found.add(f"conv2d explicit padding, {layer.padding_mode}")
+        elif layer.kind == "conv2d" and layer.padding_mode != "zeros":
+            found.add(f"conv2d padding {layer.padding}, {layer.padding_mode}")
+        elif layer.kind == "conv2d_transpose" and isinstance(layer.padding, int):
+            found.add(f"conv2d_transpose padding, output_padding {layer.output_padding}")
+        elif layer.kind in ("attention", "gdn", "igdn", "scale", "multiply", "entropy_bottleneck"):
+            found.add(layer.kind)
+    return found
+
+
+def reconstructs(spec: dict, graph: ModelGraph) -> bool:
+    """The model's output has the input's shape, or the spec says it need not."""
+    if not spec.get("output", {}).get("reconstructs", True):
+        return True
+    return graph.shape(graph.output("reconstruction")) == graph.input_shape
+
+
 def expand(text: str) -> ModelGraph:
     """The graph of a spec the strategy drew; a rejection fails with every error and the spec
     (the strategy only draws valid specs)."""
@@ -699,12 +886,53 @@ def expand(text: str) -> ModelGraph:
     pytest.fail(f"a valid random spec was rejected:\n{errors}\n\n{text}")
 
 
+#: A spec with every layer option :func:`constructs` names, so that every sample, however small,
+#: checks each of them once.
+EVERY_CONSTRUCT = """\
+specgen: 1
+name: every_construct
+input: {shape: [8, 8, 2]}
+encoder:
+  - {kind: conv2d, filters: 4, kernel_size: 3, padding: 1, padding_mode: reflect}
+  - {kind: instance_norm, affine: true}
+  - {kind: prelu}
+  - {kind: pad, padding: [[0, 1], [1, 0]], mode: replicate}
+  - {kind: conv2d, filters: 4, kernel_size: 3, strides: 2, padding: valid}
+  - {kind: pad, padding: [1, 1], mode: reflect}
+  - {kind: conv2d, filters: 4, kernel_size: 3, padding: valid}
+  - {kind: instance_norm}
+  - {kind: prelu, shared: true, init: 0.1}
+  - kind: conv2d
+    filters: 4
+    kernel_size: 4
+    strides: 2
+    padding: [[1, 1], [2, 1]]
+    padding_mode: replicate
+  - {kind: conv2d, filters: 4, kernel_size: 3, padding_mode: reflect}
+  - {kind: conv2d, filters: 4, kernel_size: 3, padding_mode: replicate}
+  - {kind: attention, name: attended, norm_groups: 2, heads: 2}
+  - {kind: gdn}
+  - {kind: sigmoid, name: gate}
+  - {kind: multiply, inputs: [attended, gate]}
+  - {kind: entropy_bottleneck, filters: [2]}
+decoder:
+  - {kind: igdn, beta_min: 0.0001, gamma_init: 0.2}
+  - {kind: scale, factor: 0.5}
+  - {kind: conv2d_transpose, filters: 4, kernel_size: 3, strides: 2, padding: 1, output_padding: 1}
+  - {kind: pad, padding: 1}
+  - {kind: conv2d, filters: 4, kernel_size: 3, padding: valid}
+  - {kind: conv2d_transpose, filters: 4, kernel_size: 4, strides: 2, padding: 1}
+  - {kind: conv2d, filters: 2, kernel_size: 3, padding: [[0, 2], [2, 0]]}
+"""
+
+
 @settings(max_examples=150, deadline=None)
 @given(random_specs())
+@example(yaml.safe_load(EVERY_CONSTRUCT))
 def test_random_specs_round_trip(spec):
     text = spec_text(spec)
     graph = expand(text)
-    assert graph.shape(graph.output("reconstruction")) == graph.input_shape
+    assert reconstructs(spec, graph)
     expanded = dump_spec(graph_to_spec(graph))
     again = expand(expanded)
     assert again.structure() == graph.structure(), f"{text}\n--- expanded:\n{expanded}"
@@ -713,15 +941,18 @@ def test_random_specs_round_trip(spec):
 
 @settings(max_examples=50, deadline=None)
 @given(random_specs())
+@example(yaml.safe_load(EVERY_CONSTRUCT))
 def test_random_specs_expand_and_verify(spec):
     from specgen.codegen.compiled import compile_module
     from specgen.verify import verify
 
     text = spec_text(spec)
     graph = expand(text)
-    assert graph.shape(graph.output("reconstruction")) == graph.input_shape, text
+    assert reconstructs(spec, graph), text
     skips = {s["merge"] if "merge" in s else "add" for s in spec.get("skips", [])} or {"none"}
     event(f"bottleneck {graph.bottleneck.kind}, skips {'/'.join(sorted(skips))}")
+    for construct in sorted(constructs(graph)):
+        event(construct)
 
     # a crash in the generated code is reported from this one place, without the exception
     # chained to it, so that Hypothesis sees one failure whichever generated line raised it
