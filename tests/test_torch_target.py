@@ -260,3 +260,24 @@ def test_benchmark_script_runs(repo_root, tmp_path):
     assert result["parameters"]["generated"] == result["parameters"]["hand-written"]
     assert result["saved_bytes"]["generated"] == result["saved_bytes"]["hand-written"]
     assert result["time_ratio"] > 0 and result["peak_ratio"] > 0
+
+
+@pytest.mark.parametrize(
+    "spec", ["resnet_ae.yaml", "resnet_ae_preact.yaml", "resnet_vae.yaml", "resnet_vqvae.yaml"]
+)
+def test_resnet_batch_norm_settings_give_either_originals_batch_norm(spec, specs_dir):
+    """By default the ResNet specs build the TF original's batch norm (Keras' eps 1e-3, decay
+    0.99); bn_epsilon/bn_momentum give the PyTorch original's nn.BatchNorm2d defaults."""
+    import specgen.torch as st
+    import torch
+
+    small = {"input_shape": [32, 32, 3], "n_levels": 2, "n_residual_blocks": 1}
+    for overrides, eps, momentum in (
+        ({}, 1e-3, 0.01),
+        ({"bn_epsilon": 1e-5, "bn_momentum": 0.9}, 1e-5, 0.1),
+    ):
+        model = st.build(specs_dir / spec, **small, **overrides)
+        norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        assert norms
+        for m in norms:
+            assert m.eps == pytest.approx(eps) and m.momentum == pytest.approx(momentum)
