@@ -23,46 +23,43 @@ def _list_shapes(shapes: list[Shape]) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+class _ElementWise(LayerConfig):
+    """Two or more tensors of identical shape combined element by element (``verb`` names the
+    operation in errors)."""
+
+    verb: ClassVar[str]
+    min_inputs: ClassVar[int] = 2
+    max_inputs: ClassVar[int | None] = None
+
+    def infer(self, inputs: list[Shape]) -> list[Shape]:
+        odd = _odd_ones(inputs, lambda s: s)
+        if odd:
+            raise ShapeError(
+                f"cannot {self.verb} tensors of shapes {_list_shapes(inputs)}",
+                hint=f"all inputs of {self.kind} must have the same shape",
+                mismatch=odd,
+            )
+        return [inputs[0]]
+
+
 @register
-class Add(LayerConfig):
+class Add(_ElementWise):
     """Element-wise sum of two or more tensors of identical shape."""
 
     kind: Literal["add"] = "add"
 
     short_name: ClassVar[str] = "add"
-    min_inputs: ClassVar[int] = 2
-    max_inputs: ClassVar[int | None] = None
-
-    def infer(self, inputs: list[Shape]) -> list[Shape]:
-        odd = _odd_ones(inputs, lambda s: s)
-        if odd:
-            raise ShapeError(
-                f"cannot add tensors of shapes {_list_shapes(inputs)}",
-                hint="all inputs of add must have the same shape",
-                mismatch=odd,
-            )
-        return [inputs[0]]
+    verb: ClassVar[str] = "add"
 
 
 @register
-class Multiply(LayerConfig):
+class Multiply(_ElementWise):
     """Element-wise product of two or more tensors of identical shape."""
 
     kind: Literal["multiply"] = "multiply"
 
     short_name: ClassVar[str] = "multiply"
-    min_inputs: ClassVar[int] = 2
-    max_inputs: ClassVar[int | None] = None
-
-    def infer(self, inputs: list[Shape]) -> list[Shape]:
-        odd = _odd_ones(inputs, lambda s: s)
-        if odd:
-            raise ShapeError(
-                f"cannot multiply tensors of shapes {_list_shapes(inputs)}",
-                hint="all inputs of multiply must have the same shape",
-                mismatch=odd,
-            )
-        return [inputs[0]]
+    verb: ClassVar[str] = "multiply"
 
 
 @register
