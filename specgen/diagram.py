@@ -19,6 +19,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from .codegen.namespace import camel_case
 from .graph import INPUT, ModelGraph, Node, TensorRef
 from .layers import Shape
 
@@ -138,7 +139,7 @@ def op_label(node: Node) -> str:
 
 
 def block_title(block: str) -> str:
-    return "".join(p[:1].upper() + p[1:] for p in block.split("_") if p)
+    return camel_case(block)
 
 
 class _Builder:

@@ -182,7 +182,7 @@ def _run(
         rng = np.random.default_rng(seed)
         h, w, c = graph.input_shape
         x = rng.random((batch, h, w, c)).astype(dtype)
-        xt = torch.from_numpy(np.ascontiguousarray(np.transpose(x, (0, 3, 1, 2))))
+        xt = torch.from_numpy(_nchw(x))
         names = forward_names(graph)
         kind = graph.bottleneck.kind
         rows: list[Row] = []
@@ -206,8 +206,7 @@ def _run(
                 if node.kind == "entropy_bottleneck":
                     # the additive uniform noise, drawn once for both (NHWC for Keras)
                     u = (rng.random((batch, *graph.shape(node.inputs[0]))) - 0.5).astype(dtype)
-                    noise = np.ascontiguousarray(np.transpose(u, (0, 3, 1, 2)))
-                    tmodel.get_submodule(node.name).noise = torch.from_numpy(noise)
+                    tmodel.get_submodule(node.name).noise = torch.from_numpy(_nchw(u))
                     keras_layer(kmodel, node.name).noise = keras.ops.convert_to_tensor(u)
             with torch.no_grad():
                 t_out = _tuple(tmodel(xt))

@@ -25,7 +25,7 @@ import re
 import secrets
 import stat
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from .errors import SpecError, SpecErrors
 from .outdir import JOURNAL as JOURNAL_FILE
@@ -43,6 +43,7 @@ from .outdir import (
     read_manifest,
     recover,
     restore,
+    safe_rel,
     write_atomic,
 )
 
@@ -97,17 +98,9 @@ class Report:
         return sorted(self.written + self.removed)
 
 
-def _safe_rel(rel: str) -> PurePosixPath:
-    p = PurePosixPath(rel)
-    if (
-        p.is_absolute()
-        or any(part in ("", ".", "..") for part in rel.split("/"))
-        or "\\" in rel
-        or "\x00" in rel
-        or p.parts[0] == STATE_DIR
-    ):
+def _check_rel(rel: str) -> None:
+    if not safe_rel(rel) or rel.split("/")[0] == STATE_DIR:
         raise SpecErrors([SpecError(f"refusing to write outside the output folder: {rel!r}")])
-    return p
 
 
 def _check_out(out: Path) -> list[SpecError]:
@@ -132,9 +125,9 @@ def _check_out(out: Path) -> list[SpecError]:
     return []
 
 
-def _check_parents(out: Path, rel: PurePosixPath) -> str | None:
+def _check_parents(out: Path, rel: str) -> str | None:
     cur = out
-    for part in rel.parts[:-1]:
+    for part in rel.split("/")[:-1]:
         cur = cur / part
         if cur.is_symlink():
             return f"'{cur}' is a symbolic link; specgen does not write through links"
@@ -150,8 +143,8 @@ def _problems(plan: Plan, out: Path, manifest: Manifest, force: bool) -> list[Sp
     edited: list[str] = []
     foreign: list[str] = []
     for rel, data in sorted(plan.files.items()):
-        p = _safe_rel(rel)
-        why = _check_parents(out, p)
+        _check_rel(rel)
+        why = _check_parents(out, rel)
         if why:
             problems.append(SpecError(why))
             continue
@@ -284,7 +277,7 @@ def write_plan(plan: Plan, out: Path, *, force: bool = False, announce=None) -> 
     """Write the plan; returns what changed. Raises SpecErrors, writing nothing, if any file
     cannot be written safely or the disk refuses part of it."""
     for rel in plan.files:
-        _safe_rel(rel)
+        _check_rel(rel)
     if not os.path.lexists(out / STATE_DIR / JOURNAL_FILE):
         # checked again under the lock; a folder with an interrupted run is checked only once
         # that run has been rolled back
@@ -381,8 +374,7 @@ def _write_locked(
             journal.backups[rel] = _temp_name(rel, "bak")
         else:
             journal.created[rel] = digest(plan.files[rel])
-    old_manifest = state / MANIFEST_FILE
-    journal.old_manifest = (file_bytes(old_manifest) or b"") if old_manifest.exists() else b""
+    journal.old_manifest = file_bytes(state / MANIFEST_FILE) or b""
     journal.phase = "committing"
     journal.save(state)
     done: list[str] = []

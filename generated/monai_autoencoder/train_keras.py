@@ -82,6 +82,8 @@ MAX_IMAGE_PIXELS = 64_000_000
 MAX_COUNT = 2**53
 #: What each epoch's record in the history holds.
 RECORD_KEYS = ("epoch", "train_loss", "val_loss", "val_psnr", "seconds")
+#: How to get past a checkpoint that cannot be resumed from.
+CHECKPOINT_FIX = "delete the run folder's checkpoint files, or train without --resume"
 
 
 def size_text(n: int) -> str:
@@ -381,6 +383,20 @@ def split(images: np.ndarray, val_fraction: float, seed: int):
     return images[order[n_val:]], images[order[:n_val]]
 
 
+def learning_rate_factor(args, step: int) -> float:
+    """The schedule: lr * factor(step)."""
+    if args.schedule == "exponential":
+        exponent = step / args.decay_steps
+        return args.decay_rate ** (math.floor(exponent) if args.staircase else exponent)
+    if args.schedule == "step":
+        return args.decay_rate ** (step // args.decay_steps)
+    if args.schedule == "cosine":
+        return 0.5 * (
+            1.0 + math.cos(math.pi * min(step, args.decay_steps) / args.decay_steps)
+        )
+    return 1.0
+
+
 def run_folder(out: str, create: bool) -> Path:
     """--out as an absolute path, created when ``create``. Training writes only into real
     folders: an --out that is, or passes through, a symbolic link is refused."""
@@ -467,13 +483,12 @@ def read_checkpoint(out: Path) -> dict:
     """checkpoint.json with its epoch, step and history checked: a damaged or hostile file is
     refused with the field it gets wrong."""
     label = out / "checkpoint.json"
-    fix = "delete the run folder's checkpoint files, or train without --resume"
     try:
         meta = json.loads(read_file(out, "checkpoint.json"))
     except (ValueError, RecursionError) as error:
-        raise SystemExit(f"{label}: not valid JSON ({error}); {fix}") from None
+        raise SystemExit(f"{label}: not valid JSON ({error}); {CHECKPOINT_FIX}") from None
     if not isinstance(meta, dict):
-        raise SystemExit(f"{label}: not a JSON object; {fix}")
+        raise SystemExit(f"{label}: not a JSON object; {CHECKPOINT_FIX}")
     for key in ("epoch", "step"):
         value = meta.get(key)
         if not (isinstance(value, int) and not isinstance(value, bool)) or not (
@@ -481,13 +496,13 @@ def read_checkpoint(out: Path) -> dict:
         ):
             raise SystemExit(
                 f"{label}: {key!r} must be a whole number from 0 to {MAX_COUNT}, found "
-                f"{short(value)}; {fix}"
+                f"{short(value)}; {CHECKPOINT_FIX}"
             )
     history = meta.get("history")
     if not isinstance(history, list) or len(history) != meta["epoch"]:
         raise SystemExit(
             f"{label}: 'history' must be a list of {meta['epoch']} epoch records, found "
-            f"{short(history)}; {fix}"
+            f"{short(history)}; {CHECKPOINT_FIX}"
         )
     for i, record in enumerate(history):
         good = (
@@ -500,7 +515,7 @@ def read_checkpoint(out: Path) -> dict:
         if not good:
             raise SystemExit(
                 f"{label}: history[{i}] must hold epoch {i + 1} and the numbers "
-                f"{', '.join(RECORD_KEYS[1:])}, found {short(record)}; {fix}"
+                f"{', '.join(RECORD_KEYS[1:])}, found {short(record)}; {CHECKPOINT_FIX}"
             )
     return meta
 
@@ -594,20 +609,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def learning_rate_factor(args, step: int) -> float:
-    """The schedule: lr * factor(step)."""
-    if args.schedule == "exponential":
-        exponent = step / args.decay_steps
-        return args.decay_rate ** (math.floor(exponent) if args.staircase else exponent)
-    if args.schedule == "step":
-        return args.decay_rate ** (step // args.decay_steps)
-    if args.schedule == "cosine":
-        return 0.5 * (
-            1.0 + math.cos(math.pi * min(step, args.decay_steps) / args.decay_steps)
-        )
-    return 1.0
-
-
 def reconstruction_loss(kind: str, recon, x):
     recon = tf.cast(recon, tf.float32)
     if kind == "l1":
@@ -664,7 +665,6 @@ def save_checkpoint(out: Path, model, optimizer, state: dict) -> None:
 def load_checkpoint(out: Path, model, optimizer) -> dict:
     """The run folder's checkpoint, every part checked against this model and optimizer."""
     meta = read_checkpoint(out)
-    fix = "delete the run folder's checkpoint files, or train without --resume"
     weights = checkpoint_file(out, "model.weights.h5")
     try:
         if not h5py.is_hdf5(weights):
@@ -673,7 +673,7 @@ def load_checkpoint(out: Path, model, optimizer) -> dict:
     except (OSError, ValueError, KeyError) as error:
         reason = (str(error).strip() or type(error).__name__).splitlines()[0]
         raise SystemExit(
-            f"{weights}: does not fit this model ({reason}); {fix}"
+            f"{weights}: does not fit this model ({reason}); {CHECKPOINT_FIX}"
         ) from None
     optimizer.build(model.trainable_weights)
     label = out / "optimizer.npz"
@@ -684,19 +684,19 @@ def load_checkpoint(out: Path, model, optimizer) -> dict:
             values = {name: saved[name] for name in saved.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise SystemExit(
-            f"{label}: not an optimizer state this script reads ({error}); {fix}"
+            f"{label}: not an optimizer state this script reads ({error}); {CHECKPOINT_FIX}"
         )
     if sorted(values) != sorted(f"v{i}" for i in range(len(optimizer.variables))):
         raise SystemExit(
             f"{label}: holds {len(values)} arrays, the optimizer has "
-            f"{len(optimizer.variables)} variables; {fix}"
+            f"{len(optimizer.variables)} variables; {CHECKPOINT_FIX}"
         )
     for i, variable in enumerate(optimizer.variables):
         value = values[f"v{i}"]
         if value.shape != tuple(variable.shape) or value.dtype.kind not in "biuf":
             raise SystemExit(
                 f"{label}: v{i} is {value.dtype} of shape {value.shape}, the optimizer's "
-                f"variable {variable.path} is {tuple(variable.shape)}; {fix}"
+                f"variable {variable.path} is {tuple(variable.shape)}; {CHECKPOINT_FIX}"
             )
         variable.assign(value)
     return meta

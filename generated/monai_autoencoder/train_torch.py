@@ -85,6 +85,8 @@ MAX_IMAGE_PIXELS = 64_000_000
 MAX_COUNT = 2**53
 #: What each epoch's record in the history holds.
 RECORD_KEYS = ("epoch", "train_loss", "val_loss", "val_psnr", "seconds")
+#: How to get past a checkpoint that cannot be resumed from.
+CHECKPOINT_FIX = "delete the run folder's checkpoint files, or train without --resume"
 
 
 def size_text(n: int) -> str:
@@ -384,6 +386,20 @@ def split(images: np.ndarray, val_fraction: float, seed: int):
     return images[order[n_val:]], images[order[:n_val]]
 
 
+def learning_rate_factor(args, step: int) -> float:
+    """The schedule: lr * factor(step)."""
+    if args.schedule == "exponential":
+        exponent = step / args.decay_steps
+        return args.decay_rate ** (math.floor(exponent) if args.staircase else exponent)
+    if args.schedule == "step":
+        return args.decay_rate ** (step // args.decay_steps)
+    if args.schedule == "cosine":
+        return 0.5 * (
+            1.0 + math.cos(math.pi * min(step, args.decay_steps) / args.decay_steps)
+        )
+    return 1.0
+
+
 def run_folder(out: str, create: bool) -> Path:
     """--out as an absolute path, created when ``create``. Training writes only into real
     folders: an --out that is, or passes through, a symbolic link is refused."""
@@ -470,13 +486,12 @@ def read_checkpoint(out: Path) -> dict:
     """checkpoint.json with its epoch, step and history checked: a damaged or hostile file is
     refused with the field it gets wrong."""
     label = out / "checkpoint.json"
-    fix = "delete the run folder's checkpoint files, or train without --resume"
     try:
         meta = json.loads(read_file(out, "checkpoint.json"))
     except (ValueError, RecursionError) as error:
-        raise SystemExit(f"{label}: not valid JSON ({error}); {fix}") from None
+        raise SystemExit(f"{label}: not valid JSON ({error}); {CHECKPOINT_FIX}") from None
     if not isinstance(meta, dict):
-        raise SystemExit(f"{label}: not a JSON object; {fix}")
+        raise SystemExit(f"{label}: not a JSON object; {CHECKPOINT_FIX}")
     for key in ("epoch", "step"):
         value = meta.get(key)
         if not (isinstance(value, int) and not isinstance(value, bool)) or not (
@@ -484,13 +499,13 @@ def read_checkpoint(out: Path) -> dict:
         ):
             raise SystemExit(
                 f"{label}: {key!r} must be a whole number from 0 to {MAX_COUNT}, found "
-                f"{short(value)}; {fix}"
+                f"{short(value)}; {CHECKPOINT_FIX}"
             )
     history = meta.get("history")
     if not isinstance(history, list) or len(history) != meta["epoch"]:
         raise SystemExit(
             f"{label}: 'history' must be a list of {meta['epoch']} epoch records, found "
-            f"{short(history)}; {fix}"
+            f"{short(history)}; {CHECKPOINT_FIX}"
         )
     for i, record in enumerate(history):
         good = (
@@ -503,7 +518,7 @@ def read_checkpoint(out: Path) -> dict:
         if not good:
             raise SystemExit(
                 f"{label}: history[{i}] must hold epoch {i + 1} and the numbers "
-                f"{', '.join(RECORD_KEYS[1:])}, found {short(record)}; {fix}"
+                f"{', '.join(RECORD_KEYS[1:])}, found {short(record)}; {CHECKPOINT_FIX}"
             )
     return meta
 
@@ -599,20 +614,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def learning_rate_factor(args, step: int) -> float:
-    """The schedule: lr * factor(step)."""
-    if args.schedule == "exponential":
-        exponent = step / args.decay_steps
-        return args.decay_rate ** (math.floor(exponent) if args.staircase else exponent)
-    if args.schedule == "step":
-        return args.decay_rate ** (step // args.decay_steps)
-    if args.schedule == "cosine":
-        return 0.5 * (
-            1.0 + math.cos(math.pi * min(step, args.decay_steps) / args.decay_steps)
-        )
-    return 1.0
-
-
 def reconstruction_loss(
     kind: str, recon: torch.Tensor, x: torch.Tensor
 ) -> torch.Tensor:
@@ -696,18 +697,17 @@ def load_checkpoint(out: Path, model, optimizer) -> dict:
     """The run folder's checkpoint, every field checked against this model and optimizer."""
     meta = read_checkpoint(out)
     label = out / "checkpoint.json"
-    fix = "delete the run folder's checkpoint files, or train without --resume"
     try:
         model.load_state_dict(read_tensors(out, "model.safetensors"))
     except RuntimeError as error:
         reason = str(error).strip().splitlines()[-1].strip()
         raise SystemExit(
-            f"{out / 'model.safetensors'}: does not fit this model ({reason}); {fix}"
+            f"{out / 'model.safetensors'}: does not fit this model ({reason}); {CHECKPOINT_FIX}"
         ) from None
     params = [p for group in optimizer.param_groups for p in group["params"]]
     scalars = meta.pop("optimizer_scalars", None)
     if not isinstance(scalars, dict):
-        raise SystemExit(f"{label}: 'optimizer_scalars' must be an object; {fix}")
+        raise SystemExit(f"{label}: 'optimizer_scalars' must be an object; {CHECKPOINT_FIX}")
     state: dict = {}
     saved = read_tensors(out, "optimizer.safetensors")
     for key, value in [*saved.items(), *scalars.items()]:
@@ -717,7 +717,7 @@ def load_checkpoint(out: Path, model, optimizer) -> dict:
         )
         if not known or name in state.get(int(index), {}):
             raise SystemExit(
-                f"{label}: optimizer state {short(key)} fits no parameter; {fix}"
+                f"{label}: optimizer state {short(key)} fits no parameter; {CHECKPOINT_FIX}"
             )
         param = params[int(index)]
         if torch.is_tensor(value):
@@ -727,23 +727,23 @@ def load_checkpoint(out: Path, model, optimizer) -> dict:
         if not good:
             raise SystemExit(
                 f"{label}: optimizer state {key!r} = {short(value)} does not fit the "
-                f"parameter of shape {tuple(param.shape)}; {fix}"
+                f"parameter of shape {tuple(param.shape)}; {CHECKPOINT_FIX}"
             )
         state.setdefault(int(index), {})[name] = value
     groups = optimizer.state_dict()["param_groups"]
     saved_groups = meta.pop("param_groups", None)
     if not isinstance(saved_groups, list) or len(saved_groups) != len(groups):
         raise SystemExit(
-            f"{label}: 'param_groups' must be a list of {len(groups)} object(s); {fix}"
+            f"{label}: 'param_groups' must be a list of {len(groups)} object(s); {CHECKPOINT_FIX}"
         )
     for i, (group, entry) in enumerate(zip(groups, saved_groups, strict=True)):
         if not isinstance(entry, dict):
-            raise SystemExit(f"{label}: param_groups[{i}] must be an object; {fix}")
+            raise SystemExit(f"{label}: param_groups[{i}] must be an object; {CHECKPOINT_FIX}")
         for key, value in entry.items():
             if key == "params" or key not in group or not fits(value, group[key]):
                 raise SystemExit(
                     f"{label}: param_groups[{i}] has {short(key)}: {short(value)}, which "
-                    f"this optimizer does not take; {fix}"
+                    f"this optimizer does not take; {CHECKPOINT_FIX}"
                 )
         group.update(entry)
     optimizer.load_state_dict({"state": state, "param_groups": groups})

@@ -354,12 +354,12 @@ def build_body(
             if port > 0 and not uses and ref not in module_outputs:
                 name = "_"  # an extra output nothing reads
             elif long_lived:
-                name = local.fresh(sanitize(u.attr) + (f"_{port}" if port else ""), sep="_")
+                name = local.fresh(u.attr + (f"_{port}" if port else ""), sep="_")
             elif in_vars and in_vars[0] in CHAIN_VARS and free(in_vars[0], i):
                 name = in_vars[0]
             else:
                 name = next((v for v in CHAIN_VARS if free(v, i)), None) or local.fresh(
-                    sanitize(u.attr), sep="_"
+                    u.attr, sep="_"
                 )
             var_of[ref] = name
             holder[name] = ref
@@ -651,7 +651,7 @@ def _param_name(keys: list[tuple[str, str]], scope: Namespace) -> str:
         base = keys[0][1]
     else:
         base = f"{keys[0][0]}_{keys[0][1]}"
-    return scope.fresh(sanitize(base))
+    return scope.fresh(base)
 
 
 __all__ = [

@@ -120,6 +120,19 @@ class Evaluator:
             return None
         return got
 
+    def eval_loop_vars(
+        self, for_: str, index: str | None, path: Path, notes=()
+    ) -> tuple[str, str | None] | None:
+        """A loop's variable (``for``) and its optional index variable, evaluated without
+        bindings; None if either is invalid (both are reported)."""
+        var = self.eval_name(for_, {}, path + ("for",), notes, what="loop variable")
+        index_name = index and self.eval_name(
+            index, {}, path + ("index",), notes, what="index variable"
+        )
+        if var is None or (index and index_name is None):
+            return None
+        return var, index_name
+
     def eval_count(self, value: Any, env, path, notes=(), *, what="repeat") -> list | None:
         """A loop's values: an int n means 0..n-1; a list is iterated as it is."""
         got = self.try_evaluate(value, env, path, notes)

@@ -18,7 +18,6 @@ from ..errors import Path, choices_hint, suggest
 from ..graph import TensorRef
 from ..layers import REGISTRY
 from ..schema import (
-    BUILTIN_VARIABLES,
     BlockItem,
     GroupItem,
     LayerItem,
@@ -225,16 +224,10 @@ class Items:
         ev = self.evaluator
         values = ev.eval_count(count, env, ipath + (key,), scope.notes, what=key)
         stem = ev.eval_name(item.name, env, ipath + ("name",), scope.notes)
-        var = ev.eval_name(item.for_, {}, ipath + ("for",), scope.notes, what="loop variable")
-        index = item.index and ev.eval_name(
-            item.index, {}, ipath + ("index",), scope.notes, what="index variable"
-        )
-        if values is None or stem is None or var is None or (item.index and index is None):
+        loop_vars = ev.eval_loop_vars(item.for_, item.index, ipath, scope.notes)
+        if values is None or stem is None or loop_vars is None:
             return None
-        for var_name, where in ((var, "for"), (index, "index")):
-            if var_name in BUILTIN_VARIABLES:
-                self.budget.error(f"'{var_name}' is bound by specgen itself", ipath + (where,))
-                return None
+        var, index = loop_vars
         for k, value in enumerate(values):
             self.budget.step(ipath, scope.notes)
             local = f"{stem}{k}"

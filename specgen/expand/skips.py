@@ -71,12 +71,10 @@ class Skips:
                     self.budget.error("a looping skip needs both 'for' and 'in'", spath)
                     continue
                 values = ev.eval_count(spec.in_, env, spath + ("in",), what="in")
-                var = ev.eval_name(spec.for_, {}, spath + ("for",), what="loop variable")
-                index = spec.index and ev.eval_name(
-                    spec.index, {}, spath + ("index",), what="index variable"
-                )
-                if values is None or var is None or (spec.index and index is None):
+                loop_vars = ev.eval_loop_vars(spec.for_, spec.index, spath)
+                if values is None or loop_vars is None:
                     continue
+                var = loop_vars[0]
                 iterations = [
                     (k, extend(env, {var: v, **({spec.index: k} if spec.index else {})}))
                     for k, v in enumerate(values)
