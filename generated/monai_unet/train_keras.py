@@ -486,7 +486,9 @@ def read_checkpoint(out: Path) -> dict:
     try:
         meta = json.loads(read_file(out, "checkpoint.json"))
     except (ValueError, RecursionError) as error:
-        raise SystemExit(f"{label}: not valid JSON ({error}); {CHECKPOINT_FIX}") from None
+        raise SystemExit(
+            f"{label}: not valid JSON ({error}); {CHECKPOINT_FIX}"
+        ) from None
     if not isinstance(meta, dict):
         raise SystemExit(f"{label}: not a JSON object; {CHECKPOINT_FIX}")
     for key in ("epoch", "step"):

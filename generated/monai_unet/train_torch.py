@@ -489,7 +489,9 @@ def read_checkpoint(out: Path) -> dict:
     try:
         meta = json.loads(read_file(out, "checkpoint.json"))
     except (ValueError, RecursionError) as error:
-        raise SystemExit(f"{label}: not valid JSON ({error}); {CHECKPOINT_FIX}") from None
+        raise SystemExit(
+            f"{label}: not valid JSON ({error}); {CHECKPOINT_FIX}"
+        ) from None
     if not isinstance(meta, dict):
         raise SystemExit(f"{label}: not a JSON object; {CHECKPOINT_FIX}")
     for key in ("epoch", "step"):
@@ -707,7 +709,9 @@ def load_checkpoint(out: Path, model, optimizer) -> dict:
     params = [p for group in optimizer.param_groups for p in group["params"]]
     scalars = meta.pop("optimizer_scalars", None)
     if not isinstance(scalars, dict):
-        raise SystemExit(f"{label}: 'optimizer_scalars' must be an object; {CHECKPOINT_FIX}")
+        raise SystemExit(
+            f"{label}: 'optimizer_scalars' must be an object; {CHECKPOINT_FIX}"
+        )
     state: dict = {}
     saved = read_tensors(out, "optimizer.safetensors")
     for key, value in [*saved.items(), *scalars.items()]:
@@ -738,7 +742,9 @@ def load_checkpoint(out: Path, model, optimizer) -> dict:
         )
     for i, (group, entry) in enumerate(zip(groups, saved_groups, strict=True)):
         if not isinstance(entry, dict):
-            raise SystemExit(f"{label}: param_groups[{i}] must be an object; {CHECKPOINT_FIX}")
+            raise SystemExit(
+                f"{label}: param_groups[{i}] must be an object; {CHECKPOINT_FIX}"
+            )
         for key, value in entry.items():
             if key == "params" or key not in group or not fits(value, group[key]):
                 raise SystemExit(
