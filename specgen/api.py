@@ -26,9 +26,13 @@ class LoadedSpec:
 def load_spec(
     path: str | os.PathLike | None = None, *, text: str | None = None, filename: str | None = None
 ) -> LoadedSpec:
-    """Read and structurally validate a spec file (or ``text``)."""
+    """Read and structurally validate a spec file (or ``text``). The layer kinds of installed
+    plugins are registered first (:func:`specgen.plugins.load_installed`)."""
     from .load import load_file, load_text
+    from .plugins import load_installed
     from .validate import validate_model
+
+    load_installed()
 
     if text is not None:
         data, source = load_text(text, filename or "<spec>.yaml")

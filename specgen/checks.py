@@ -17,8 +17,10 @@ import networkx as nx
 from .errors import SpecError
 from .graph import INPUT, ModelGraph, Node
 from .layers import Shape, fmt_shape
+from .layers.base import AXIS_NAMES
 
-_STRIDED = ("conv2d", "max_pool", "avg_pool")
+#: The (rank-neutral) kinds whose strides shrink the resolution.
+_STRIDED = ("conv", "max_pool", "avg_pool")
 
 
 def check_graph(graph: ModelGraph) -> list[SpecError]:
@@ -71,16 +73,17 @@ def check_graph(graph: ModelGraph) -> list[SpecError]:
 
 def _unlossed_samples(graph: ModelGraph) -> list[SpecError]:
     """Sampling nodes whose KL term the training loss would not see: the loss takes it from the
-    model outputs with the roles ``mu`` and ``logvar``, which only the bottleneck declares."""
-    outputs = dict(graph.outputs)
-    declared = (outputs.get("mu"), outputs.get("logvar"))
+    model outputs with the roles ``mu`` and ``logvar``, which the spec must declare."""
+    mu, logvar = graph.with_role("mu"), graph.with_role("logvar")
+    declared = (mu[0][1], logvar[0][1]) if mu and logvar else None
     return [
         SpecError(
-            f"'{n.name}' samples a latent whose mu and logvar aren't the model's 'mu' and "
-            "'logvar' outputs, so the training loss would have no KL term for it and "
+            f"'{n.name}' samples a latent whose mu and logvar aren't the model's outputs with "
+            "the roles 'mu' and 'logvar', so the training loss would have no KL term for it and "
             "training.beta would be ignored",
             n.origin,
-            hint="sample the latent with bottleneck kind variational or diagonal_gaussian",
+            hint="declare them: outputs: [{name: mu, from: ...}, {name: logvar, from: ...}] "
+            "(or sample with bottleneck kind variational or diagonal_gaussian)",
         )
         for n in graph.nodes
         if n.kind == "vae_sampling" and n.inputs != declared
@@ -111,15 +114,15 @@ def _resolution_error(shape: Shape | None, nodes: Iterable[Node]) -> SpecError |
     if shape is None:
         return None
     g = nx.DiGraph()
-    strides: dict[str, tuple[int, int]] = {}
+    strides: dict[str, tuple[int, ...]] = {}
     for d in nodes:
         if d.part != "encoder" or d.role == "skip":
             continue
         for r in d.inputs:
             g.add_edge(r.node, d.name)
-        if d.layer.kind in _STRIDED:
+        if d.layer.neutral_kind in _STRIDED:
             s = tuple(d.layer.strides)
-            if s != (1, 1):
+            if set(s) != {1}:
                 strides[d.name] = s
     if INPUT not in g:
         return None
@@ -134,7 +137,8 @@ def _resolution_error(shape: Shape | None, nodes: Iterable[Node]) -> SpecError |
     if not on_path:
         return None
     messages = []
-    for axis, label in ((0, "height"), (1, "width")):
+    spatial = shape[:-1]
+    for axis, label in enumerate(AXIS_NAMES.get(len(spatial), ())):
         factor = math.prod(strides[v][axis] for v in on_path)
         size = shape[axis]
         if size % factor:
@@ -156,8 +160,8 @@ def _resolution_error(shape: Shape | None, nodes: Iterable[Node]) -> SpecError |
     lower = size // factor * factor
     options = [str(v) for v in (lower, lower + factor) if v >= factor]
     sizes = "nearest valid sizes " if len(options) > 1 else "nearest valid size "
-    both = len(messages) == 2 and messages[1][1] == size
-    subject = f"{size}" if both or shape[0] == shape[1] else f"input {label} {size}"
+    every = len(messages) == len(spatial) and all(m[1] == size for m in messages)
+    subject = f"{size}" if every or len(set(spatial)) == 1 else f"input {label} {size}"
     message = (
         f"{subject} is not divisible by {factor} ({' and '.join(pieces)} in encoder); "
         f"{sizes}{' and '.join(options)}"

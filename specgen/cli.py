@@ -1,7 +1,8 @@
 """The ``specgen`` command line.
 
-Every command that reads a spec takes ``--set NAME=VALUE`` (repeatable). User errors print located
-messages and exit with code 1; a bug prints its traceback and asks to be reported (exit code 2).
+Every command that reads a spec takes ``--set NAME=VALUE`` and ``--plugin MODULE`` (both
+repeatable). User errors print located messages and exit with code 1; a bug prints its traceback
+and asks to be reported (exit code 2).
 """
 
 from __future__ import annotations
@@ -37,6 +38,19 @@ def _add_spec_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
         metavar="NAME=VALUE",
         help="override a spec parameter (VALUE is a YAML scalar or flow list, e.g. "
         "--set input_shape=[64,64,3]); repeatable",
+    )
+    _add_plugin_arg(p)
+
+
+def _add_plugin_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--plugin",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="register the custom layer kinds a Python module defines (package.module or "
+        "package.module:Class; installed plugins need no option); repeatable",
     )
 
 
@@ -171,7 +185,7 @@ def cmd_diagram(args) -> int:
 
 def cmd_train(args) -> int:
     """Generate the model and its training script under OUT/<name>/, then run the script
-    there; checkpoints, image grids and metrics go to OUT/<name>/run/."""
+    there; checkpoints, reconstruction previews and metrics go to OUT/<name>/run/."""
     import subprocess
 
     from .extras import TRAINING, require
@@ -248,7 +262,13 @@ def cmd_generate(args) -> int:
         force=args.force,
         targets=args.target or TARGETS,
         regenerate_command="specgen generate "
-        + " ".join([*args.specs, *(f"--set {o}" for o in args.overrides)]),
+        + " ".join(
+            [
+                *args.specs,
+                *(f"--set {o}" for o in args.overrides),
+                *(f"--plugin {m}" for m in args.plugins),
+            ]
+        ),
     )
 
 
@@ -284,7 +304,7 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("expand", help=COMMANDS["expand"][1])
     _add_spec_args(e)
     e.add_argument("--json", action="store_true", help="print JSON instead of YAML")
-    sub.add_parser("schema", help=COMMANDS["schema"][1])
+    _add_plugin_arg(sub.add_parser("schema", help=COMMANDS["schema"][1]))
     g = sub.add_parser("generate", help=COMMANDS["generate"][1])
     _add_spec_args(g, many=True)
     g.add_argument("-o", "--output", default="generated", help="output folder (default: generated)")
@@ -364,8 +384,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     args.script_args = script_args
     func = COMMANDS[args.command][0]
+    from .plugins import PluginError, load_plugins
+
     try:
+        load_plugins(*getattr(args, "plugins", ()))
         return func(args)
+    except PluginError as exc:  # a plugin's problem, in one line naming it
+        print(f"specgen: error: {terminal_safe(str(exc))}", file=sys.stderr)
+        return 1
     except SpecErrors as exc:
         print(exc.render(), file=sys.stderr)
         return 1

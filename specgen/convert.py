@@ -6,8 +6,8 @@ each in its framework's layout:
 =====================  ===========================  ===============================
 node kind              PyTorch                      Keras
 =====================  ===========================  ===============================
-conv2d                 weight (out, in/g, kh, kw)   kernel (kh, kw, in/g, out)
-conv2d_transpose       weight (in, out, kh, kw)     kernel (kh, kw, out, in)
+conv                   weight (out, in/g, *k)       kernel (*k, in/g, out)
+conv_transpose         weight (in, out, *k)         kernel (*k, out, in)
 dense                  weight (out, in)             kernel (in, out)
 batch_norm             weight, bias,                gamma, beta,
                        running_mean, running_var    moving_mean, moving_variance
@@ -26,9 +26,13 @@ entropy_bottleneck     matrices.<i>, biases.<i>,    matrix<i>, bias<i>, factor<i
                        factors.<i>, quantiles       quantiles (all as they are)
 =====================  ===========================  ===============================
 
+A plugin layer's weights move as its plugin says (:meth:`specgen.plugins.LayerPlugin.weights`),
+or, by default, paired in order, each copied or transposed as a kernel as the shapes show.
+
 No flatten-order permutation is needed in front of dense layers: both models flatten in the
-spec's (H, W, C) order. Files are read without unpickling anything: PyTorch weights as
-safetensors, Keras weights as ``.weights.h5`` (HDF5).
+spec's order, (H, W, C) or, where a flatten says ``order: channels_first``, (C, H, W). A
+transposed convolution's ``constant_kernel`` is a tensor of neither model. Files are read without
+unpickling anything: PyTorch weights as safetensors, Keras weights as ``.weights.h5`` (HDF5).
 
 Before anything is written, every tensor of the file is checked against the spec's model: its
 name, its shape and its dtype. The models compute in float32: float16, bfloat16 and float8 tensors
@@ -69,12 +73,21 @@ def keras_layer(model: Any, name: str) -> Any:
     return obj
 
 
+def keras_variable(model: Any, node: str, attr: str | int) -> Any:
+    """The variable ``attr`` of node ``node``'s Keras layer: an attribute path, or (for plugin
+    layers paired in order) an index into the layer's ``weights``."""
+    layer = keras_layer(model, node)
+    return layer.weights[attr] if isinstance(attr, int) else keras_layer(layer, attr)
+
+
 def _pairs(node: Node) -> list[tuple[str, str, str]]:
     """(torch tensor name, keras attribute, layout) for one node's weights."""
     kind = node.kind
     layer = node.layer
-    if kind in ("conv2d", "conv2d_transpose"):
-        out = [("weight", "kernel", "conv")]
+    if layer.neutral_kind in ("conv", "conv_transpose"):
+        # a constant kernel is no tensor of either model
+        fixed = getattr(layer, "constant_kernel", None) is not None
+        out = [] if fixed else [("weight", "kernel", "conv")]
         if layer.use_bias:
             out.append(("bias", "bias", "copy"))
         return out
@@ -120,22 +133,32 @@ def _pairs(node: Node) -> list[tuple[str, str, str]]:
     return []
 
 
-#: Axis order taking a PyTorch tensor to its Keras layout, per layout (rank-checked first).
-#: The "flat" layout is a vector in PyTorch that Keras holds with axes of length 1 around it.
-_TO_KERAS_AXES = {"conv": (2, 3, 1, 0), "transpose": (1, 0)}
-_TO_TORCH_AXES = {"conv": (3, 2, 0, 1), "transpose": (1, 0)}
+def _keras_axes(layout: str, ndim: int) -> tuple[int, ...] | None:
+    """The axis order taking a PyTorch weight of ``ndim`` axes to its Keras layout, None for
+    "copy" and "flat" (a vector in PyTorch that Keras holds with axes of length 1 around it): a
+    convolution kernel of any rank, ``(out, in, *k)`` -> ``(*k, in, out)``; a dense one swaps."""
+    if layout == "conv":
+        return (*range(2, ndim), 1, 0)
+    return (1, 0) if layout == "transpose" else None
+
+
+def _torch_axes(layout: str, ndim: int) -> tuple[int, ...] | None:
+    """The inverse of :func:`_keras_axes`: ``(*k, in, out)`` -> ``(out, in, *k)``."""
+    if layout == "conv":
+        return (ndim - 1, ndim - 2, *range(ndim - 2))
+    return (1, 0) if layout == "transpose" else None
 
 
 def _to_keras(array: np.ndarray, layout: str) -> np.ndarray:
     """``array`` in the Keras axis order; a "flat" one still needs its Keras shape."""
-    axes = _TO_KERAS_AXES.get(layout)
+    axes = _keras_axes(layout, array.ndim)
     return array if axes is None else np.transpose(array, axes)
 
 
 def _to_torch(array: np.ndarray, layout: str) -> np.ndarray:
     if layout == "flat":
         return array.reshape(-1)
-    axes = _TO_TORCH_AXES.get(layout)
+    axes = _torch_axes(layout, array.ndim)
     return array if axes is None else np.transpose(array, axes)
 
 
@@ -143,14 +166,17 @@ def _torch_shape(keras_shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
     """The PyTorch shape of a weight whose Keras variable has ``keras_shape``."""
     if layout == "flat":
         return (math.prod(keras_shape),)
-    axes = _TO_TORCH_AXES.get(layout)
+    axes = _torch_axes(layout, len(keras_shape))
     return tuple(keras_shape) if axes is None else tuple(keras_shape[a] for a in axes)
 
 
-def weight_map(graph: ModelGraph) -> Iterator[tuple[Node, str, str, str]]:
+def weight_map(graph: ModelGraph) -> Iterator[tuple[Node, str, str | int, str]]:
     """(node, torch state-dict key, keras attribute, layout) for every weight of the model."""
+    from .plugins import is_plugin, weight_pairs
+
     for node in graph.nodes:
-        for tname, kattr, layout in _pairs(node):
+        pairs = weight_pairs(node, graph) if is_plugin(node.layer) else _pairs(node)
+        for tname, kattr, layout in pairs:
             yield node, f"{node.name}.{tname}", kattr, layout
 
 
@@ -238,7 +264,7 @@ def torch_state_to_keras(
             continue
         value = state[key]
         array = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
-        variable = getattr(keras_layer(keras_model, node.name), kattr)
+        variable = keras_variable(keras_model, node.name, kattr)
         needed = _torch_shape(tuple(variable.shape), layout)
         problem = _shape_problem(_quoted(key), tuple(array.shape), needed, where)
         if problem is not None:
@@ -256,7 +282,7 @@ def keras_to_torch_state(graph: ModelGraph, keras_model: Any) -> dict[str, np.nd
     """The PyTorch ``state_dict`` (as float32 arrays) of a built Keras model's weights."""
     out: dict[str, np.ndarray] = {}
     for node, key, kattr, layout in weight_map(graph):
-        variable = getattr(keras_layer(keras_model, node.name), kattr)
+        variable = keras_variable(keras_model, node.name, kattr)
         out[key] = np.ascontiguousarray(_to_torch(np.asarray(variable.numpy()), layout))
         if node.kind == "batch_norm" and kattr == "moving_variance":
             # PyTorch counts the batches seen; Keras does not keep that count
@@ -486,7 +512,7 @@ def _read_safetensors(
         if entry.dtype not in _SAFETENSORS_FLOATS:
             not_float.setdefault(_dtype_name(entry.dtype), []).append(_quoted(key))
             continue
-        variable = getattr(keras_layer(keras_model, node.name), kattr)
+        variable = keras_variable(keras_model, node.name, kattr)
         needed = _torch_shape(tuple(variable.shape), layout)
         problem = _shape_problem(_quoted(key), entry.shape, needed, where)
         if problem is not None:
@@ -540,10 +566,11 @@ def _h5_names(graph: ModelGraph, keras_model: Any) -> dict[str, str]:
     names: dict[str, str] = {}
     for node, _, kattr, _ in weight_map(graph):
         layer = keras_layer(keras_model, node.name)
-        variable = getattr(layer, kattr)
+        variable = keras_variable(keras_model, node.name, kattr)
+        label = kattr if isinstance(kattr, str) else variable.name
         for i, candidate in enumerate(layer.weights):
             if candidate is variable:
-                names[f"{node.name.replace('.', '/')}/vars/{i}"] = f"{node.name}.{kattr}"
+                names[f"{node.name.replace('.', '/')}/vars/{i}"] = f"{node.name}.{label}"
     return names
 
 

@@ -68,33 +68,39 @@ class Figure:
 
 
 def dims(shape: Shape | None) -> str:
+    """``32×32×16``; a volume with equal sides as ``32³×16``."""
     if shape is None:
         return "?"
     if not shape:
         return "scalar"
+    if len(shape) == 4 and len(set(shape[:3])) == 1:
+        return f"{shape[0]}³×{shape[3]}"
     return "×".join(str(d) for d in shape)
 
 
-def _kxk(pair) -> str:
-    return f"{pair[0]}×{pair[1]}"
+def _kxk(window) -> str:
+    return "×".join(str(k) for k in window)
+
+
+#: How a linear upsampling is named at each spatial rank.
+_LINEAR = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
 
 def op_label(node: Node) -> str:
     """``conv 2×2/2, 16``-style label of one layer."""
     layer = node.layer
-    kind = node.kind
-    if kind in ("conv2d", "conv2d_transpose"):
-        name = "conv" if kind == "conv2d" else "convT"
+    kind = layer.neutral_kind
+    if kind in ("conv", "conv_transpose"):
+        name = "conv" if kind == "conv" else "convT"
+        strides = set(layer.strides)
         stride = (
             ""
-            if layer.strides == (1, 1)
-            else (
-                f"/{layer.strides[0]}"
-                if layer.strides[0] == layer.strides[1]
-                else f"/{_kxk(layer.strides)}"
-            )
+            if strides == {1}
+            else (f"/{layer.strides[0]}" if len(strides) == 1 else f"/{_kxk(layer.strides)}")
         )
-        return f"{name} {_kxk(layer.kernel_size)}{stride}, {layer.filters}"
+        fixed = getattr(layer, "constant_kernel", None)
+        constant = "" if fixed is None else f", constant {fixed:g}"
+        return f"{name} {_kxk(layer.kernel_size)}{stride}, {layer.filters}{constant}"
     if kind == "dense":
         return f"dense {layer.units}"
     if kind == "batch_norm":
@@ -117,12 +123,16 @@ def op_label(node: Node) -> str:
         stride = "" if layer.strides == layer.pool_size else f"/{layer.strides[0]}"
         return f"{kind.split('_')[0]}pool {_kxk(layer.pool_size)}{stride}"
     if kind == "upsample":
-        return f"upsample ×{layer.size[0]} {layer.interpolation}"
+        how = _LINEAR[layer.spatial_rank] if layer.linear else layer.interpolation
+        return f"upsample ×{layer.size[0]} {how}"
     if kind == "reshape":
-        return f"reshape {dims(tuple(layer.target_shape))}"
+        first = ", C first" if layer.order == "channels_first" else ""
+        return f"reshape {dims(tuple(layer.target_shape))}{first}"
+    if kind == "flatten" and layer.order == "channels_first":
+        return "flatten, C first"
     if kind == "pad":
-        (t, b), (left, r) = layer.padding
-        return f"pad {t}+{b}×{left}+{r} {layer.mode}"
+        sides = "×".join(f"{before}+{after}" for before, after in layer.padding)
+        return f"pad {sides} {layer.mode}"
     if kind == "vae_sampling":
         return "sample z"
     if kind == "diagonal_gaussian":
@@ -135,7 +145,7 @@ def op_label(node: Node) -> str:
         return "×"
     if kind == "scale":
         return f"×{layer.factor:g}"
-    return kind
+    return layer.ranked_kind
 
 
 def block_title(block: str) -> str:
@@ -189,7 +199,7 @@ class _Builder:
 
     def main_op(self, nodes: list[Node]) -> str:
         for n in nodes:
-            if n.kind in ("conv2d", "conv2d_transpose", "dense", "vector_quantizer"):
+            if n.layer.neutral_kind in ("conv", "conv_transpose", "dense", "vector_quantizer"):
                 return op_label(n)
         return op_label(nodes[0]) if nodes else ""
 

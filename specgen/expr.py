@@ -30,7 +30,7 @@ MAX_HINT_NAMES = 500
 _INT_LIMIT = 2 ** (MAX_INT_BITS - 1)
 _UNEXPECTED = (ArithmeticError, TypeError, ValueError, LookupError, RecursionError, MemoryError)
 
-FUNCTIONS = tuple("abs float int len list max min range reversed round sum".split())
+FUNCTIONS = tuple("abs float int len list max min prod range reversed round sum".split())
 # ``True``, ``False`` and ``None`` are parsed as constants; these are their lowercase spellings.
 _CONSTANT_NAMES = {"true": True, "false": False, "none": None}
 
@@ -508,6 +508,13 @@ def _call(name: str, args: list) -> Any:
         if not isinstance(arg, list) or not all(_is_number(item) for item in arg):
             raise ExprError("sum() needs a list of numbers (booleans are not numbers here)")
         return sum(arg)
+    if name == "prod":
+        if not isinstance(arg, list) or not all(_is_number(item) for item in arg):
+            raise ExprError("prod() needs a list of numbers (booleans are not numbers here)")
+        result = 1
+        for item in arg:  # checked at every step, so that a long list cannot grow it unbounded
+            result = _check(result * item)
+        return result
     if name in ("int", "float"):
         if not isinstance(arg, (int, float)):
             raise ExprError(f"{name}() needs a number or boolean, not {_tname(arg)}")

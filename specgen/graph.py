@@ -120,12 +120,17 @@ class ModelGraph:
     groups: tuple[Group, ...]
     skips: tuple[SkipPath, ...]
     parts: tuple[Part, ...]
+    #: The model's outputs in order, by name: the reconstruction and those the spec declares.
     outputs: tuple[tuple[str, TensorRef], ...]
+    #: The bottleneck's shorthand config (``{kind: ...}`` made of the library's block), or None
+    #: for a bottleneck written as items (or with a block of the spec's own).
     bottleneck: Any
     output_activation: str
     training: Any = None
     #: Whether the output reconstructs the input (and so has its shape).
     reconstructs: bool = True
+    #: The role of each output, in the order of :attr:`outputs` (what training does with it).
+    output_roles: tuple[str, ...] = ()
     _index: Mapping[str, Node] = field(default=None, repr=False, compare=False)  # type: ignore
 
     def __post_init__(self) -> None:
@@ -157,6 +162,20 @@ class ModelGraph:
 
     def output(self, name: str) -> TensorRef:
         return dict(self.outputs)[name]
+
+    def role(self, name: str) -> str:
+        """The role of the output ``name`` (``reconstruction``, ``mu``, ``likelihoods``, ...)."""
+        roles = dict(zip((n for n, _ in self.outputs), self.output_roles, strict=False))
+        return roles.get(name, name)
+
+    def with_role(self, role: str) -> list[tuple[str, TensorRef]]:
+        """The outputs of one role, in order."""
+        return [(n, r) for n, r in self.outputs if self.role(n) == role]
+
+    def forward_outputs(self) -> tuple[str, ...]:
+        """What the model's forward pass returns, in order: every output but the code, which
+        the generated models return from ``encode``."""
+        return tuple(n for n, _ in self.outputs if self.role(n) != "code")
 
     # -- counts ------------------------------------------------------------------------------
     def counts(self, part: str | None = None) -> tuple[int, int, int]:
@@ -203,6 +222,7 @@ class ModelGraph:
             self.output_activation,
             self.training,
             self.reconstructs,
+            self.output_roles,
         )
 
     # -- graph view --------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from .layers import REGISTRY
+from .plugins import load_installed
 from .schema import LayerItem, SpecDocument
 
 EXPR_SCHEMA = {"type": "string", "pattern": r"^\s*\$\{.*\}\s*$", "description": "an expression"}
@@ -50,6 +51,7 @@ def _layer_branch(kind: str) -> dict[str, Any]:
 
 
 def spec_json_schema() -> dict[str, Any]:
+    load_installed()  # installed plugins' kinds are part of the language here
     schema = copy.deepcopy(SpecDocument.model_json_schema(by_alias=True))
     defs = schema.setdefault("$defs", {})
     branches = []

@@ -8,9 +8,9 @@ available and refuse, with both figures, unless ``--allow-large`` is given.
 The estimate counts float32 values (4 bytes): every parameter once, and every tensor a forward pass
 produces (the model input and each node's outputs) once per sample, with the tensors a layer makes
 inside itself where they outgrow its output: an ``attention`` layer's ``(H*W) x (H*W)`` scores and
-their softmax, per head. Training also keeps each parameter's gradient and two optimizer moments,
-and each activation's gradient. It is a lower bound: frameworks add workspaces and copies of their
-own.
+their softmax, per head (``H*W`` being all the spatial positions: ``D*H*W`` in 3-D). Training
+also keeps each parameter's gradient and two optimizer moments, and each activation's gradient.
+It is a lower bound: frameworks add workspaces and copies of their own.
 """
 
 from __future__ import annotations
@@ -51,12 +51,13 @@ class Estimate:
 
 def inner_values(node: Node) -> int:
     """Values per sample that ``node``'s layer makes inside itself on top of its outputs: an
-    attention layer's scores and their softmax, ``heads x (H*W)^2`` each; 0 for other kinds."""
+    attention layer's scores and their softmax, ``heads x positions^2`` each; 0 for other
+    kinds."""
     if node.layer.kind != "attention":
         return 0
-    rows, cols, channels = node.output_shapes[0]  # the input's shape, unchanged
+    *spatial, channels = node.output_shapes[0]  # the input's shape, unchanged
     heads, _ = node.layer.dims(channels)
-    return ATTENTION_MATRICES * heads * (rows * cols) ** 2
+    return ATTENTION_MATRICES * heads * math.prod(spatial) ** 2
 
 
 def estimate(graph: ModelGraph) -> Estimate:

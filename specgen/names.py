@@ -36,6 +36,9 @@ RESERVED = frozenset(
         "in_channels",
         "in_height",
         "in_width",
+        "in_depth",
+        "in_length",
+        "in_shape",
         # methods and attributes of generated classes
         "encode",
         "decode",

@@ -16,6 +16,7 @@ from typing import Any
 
 import jinja2
 
+from .codegen.layout import rank_neutral
 from .codegen.pyliteral import literal
 
 
@@ -39,6 +40,7 @@ def environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["pyrepr"] = literal
+    env.filters["rank_neutral"] = rank_neutral
     return env
 
 

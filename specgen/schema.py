@@ -38,7 +38,7 @@ SPEC_VERSION = 1
 
 #: Names a spec may not give to parameters, loop variables or block parameters: they are bound by
 #: specgen itself in every scope.
-BUILTIN_VARIABLES = ("in_channels", "in_height", "in_width")
+BUILTIN_VARIABLES = ("in_channels", "in_height", "in_width", "in_depth", "in_length", "in_shape")
 
 ParameterValue = bool | int | float | str | list[Any] | None
 #: Booleans and integers are strict: YAML's ``no`` or ``"3"`` never pass as ``false`` or ``3``.
@@ -85,6 +85,11 @@ class BlockItem(_ItemCommon):
     args: dict[str, Any] = Field(default_factory=dict, description="Values of the block's params.")
     repeat: Int | Expr | None = Field(
         None, description="Repeat the block this many times in sequence (numbered groups)."
+    )
+    inline: Bool = Field(
+        False,
+        description="Expand the block's items directly in the current scope, without a group "
+        "of their own (no 'name', no 'repeat').",
     )
 
 
@@ -177,6 +182,55 @@ LoopItem.model_rebuild()
 LevelsItem.model_rebuild()
 
 
+#: What a model output means to the training scripts: ``reconstruction`` is compared with the
+#: input, ``mu``/``logvar`` give the KL term of a sampled latent, ``vq_loss`` is added to the
+#: loss, ``likelihoods`` give the rate term; ``code``, ``perplexity``, ``indices`` and ``extra``
+#: have no part in the loss.
+OutputRole = Literal[
+    "reconstruction",
+    "code",
+    "mu",
+    "logvar",
+    "vq_loss",
+    "perplexity",
+    "indices",
+    "likelihoods",
+    "extra",
+]
+
+
+class OutputDecl(_Strict):
+    """A model output: a tensor of the graph, named, with its role in training."""
+
+    name: Text = Field(description="The output's name (may interpolate ${...}).")
+    from_: Text | None = Field(
+        None,
+        alias="from",
+        description="The tensor: a reference as in 'inputs' ('node', 'group.node', 'node:1' for a "
+        "node's second output). Without it, the entry places an output declared elsewhere (the "
+        "reconstruction, or an output of a block) at this position.",
+    )
+    role: OutputRole | None = Field(
+        None,
+        description="What the training scripts do with it; defaults to the name when the name is "
+        "a role, else extra.",
+    )
+
+
+class BlockRequirement(_Strict):
+    """A condition a block instance must meet, checked before its items are expanded."""
+
+    that: Bool | Expr = Field(
+        description="A condition over the block's parameters and the shape of its input."
+    )
+    message: Annotated[str, StringConstraints(min_length=1, max_length=500)] = Field(
+        description="The error when the condition is false (may interpolate ${...})."
+    )
+    hint: Annotated[str, StringConstraints(max_length=500)] | None = Field(
+        None, description="How to fix it (may interpolate ${...})."
+    )
+
+
 class BlockDef(_Strict):
     """A reusable sub-graph written in the spec language."""
 
@@ -185,7 +239,15 @@ class BlockDef(_Strict):
         default_factory=dict,
         description="Block parameters with defaults; null means the parameter is required.",
     )
+    require: list[BlockRequirement] = Field(
+        default_factory=list,
+        description="Conditions each instance must meet (its parameters, its input's shape).",
+    )
     layers: list[Item]
+    outputs: list[OutputDecl] = Field(
+        default_factory=list,
+        description="Model outputs each instance declares, 'from' relative to the instance.",
+    )
 
 
 class SkipSpec(_Strict):
@@ -209,8 +271,9 @@ Activation = Literal["linear", "relu", "sigmoid", "tanh", "gelu", "silu", "elu",
 
 
 class InputSpec(_Strict):
-    shape: Annotated[list[Dim | Expr], Field(min_length=3, max_length=3)] | Expr = Field(
-        description="Input shape (height, width, channels)."
+    shape: Annotated[list[Dim | Expr], Field(min_length=2, max_length=4)] | Expr = Field(
+        description="Input shape (*spatial, channels): (length, channels) for a 1-D spec, "
+        "(height, width, channels) for 2-D, (depth, height, width, channels) for 3-D."
     )
 
 
@@ -276,6 +339,27 @@ Bottleneck = Annotated[
 ]
 
 
+def _bottleneck_form(value: Any) -> str | None:
+    if isinstance(value, list):
+        return "item-list"
+    if isinstance(value, (dict, BaseModel)):
+        return "kind-mapping"
+    return None
+
+
+#: The bottleneck section: a list of items, or a mapping with ``kind`` that stands for the
+#: library block ``<kind>_bottleneck`` with the mapping's other fields as its arguments.
+BottleneckSection = Annotated[
+    Annotated[list[Item], Tag("item-list")] | Annotated[Bottleneck, Tag("kind-mapping")],
+    Discriminator(
+        _bottleneck_form,
+        custom_error_type="bottleneck_form",
+        custom_error_message="the bottleneck is a list of items, or a mapping with 'kind' "
+        "(none, dense, variational, vector_quantized, diagonal_gaussian)",
+    ),
+]
+
+
 class OutputSpec(_Strict):
     activation: Activation | Expr = Field(
         "linear", description="Activation applied to the decoder's output (the reconstruction)."
@@ -309,6 +393,11 @@ class TrainingSpec(_Strict):
     loss: Literal["mse", "l1", "bce"] | Expr = "mse"
     beta: NonNegative | Expr = Field(
         1.0, description="Weight of the KL term (variational bottleneck)."
+    )
+    distortion_weight: NonNegative | Expr = Field(
+        1.0,
+        description="Weight of the reconstruction loss; with a rate term, 0.01 * 255**2 and loss "
+        "mse give compressai's RateDistortionLoss(lmbda=0.01).",
     )
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
@@ -348,8 +437,17 @@ class SpecDocument(_Strict):
     input: InputSpec
     blocks: dict[str, BlockDef] = Field(default_factory=dict)
     encoder: list[Item] = Field(default_factory=list)
-    bottleneck: Bottleneck = Field(default_factory=NoBottleneck)
+    bottleneck: BottleneckSection = Field(
+        default_factory=NoBottleneck,
+        description="A list of items from the encoder's output to the decoder's input, or "
+        "{kind: ...}: a bottleneck of the library.",
+    )
     decoder: list[Item] = Field(default_factory=list)
     skips: list[SkipSpec] = Field(default_factory=list)
+    outputs: list[OutputDecl] = Field(
+        default_factory=list,
+        description="Model outputs besides the reconstruction, with their roles; an entry "
+        "without 'from' places the reconstruction or an output a block declares.",
+    )
     output: OutputSpec = Field(default_factory=OutputSpec)
     training: TrainingSpec | None = None

@@ -2,7 +2,7 @@
 
 The JSON shape is a contract::
 
-    {"name": str, "input_shape": [H, W, C],
+    {"name": str, "input_shape": [*spatial, C],
      "parameters": {"trainable": int, "non_trainable": int, "total": int},
      "macs": int,
      "parts": {"<part>": {"parameters": {...}, "output_shape": [...]}},
@@ -18,6 +18,7 @@ from typing import Any
 
 from .graph import PARTS, ModelGraph
 from .layers import fmt_shape
+from .layers.base import fmt_window
 from .memory import estimate, fmt_bytes
 
 
@@ -59,17 +60,13 @@ def _shape(shape) -> str:
 
 def _op(node) -> str:
     layer = node.layer
-    kind = layer.kind
-    if kind in ("conv2d", "conv2d_transpose"):
-        k = layer.kernel_size
+    kind = layer.ranked_kind
+    if layer.neutral_kind in ("conv", "conv_transpose"):
         s = layer.strides
-        ks = f"{k[0]}x{k[1]}" if k[0] != k[1] else f"{k[0]}x{k[0]}"
-        ss = (
-            f"/{s[0]}"
-            if s == (s[0], s[0]) and s[0] != 1
-            else ("" if s[0] == 1 == s[1] else f"/{s[0]}x{s[1]}")
-        )
-        return f"{kind} {ks}{ss}, {layer.filters}"
+        ss = "" if set(s) == {1} else f"/{s[0]}" if len(set(s)) == 1 else f"/{fmt_window(s)}"
+        fixed = getattr(layer, "constant_kernel", None)
+        constant = "" if fixed is None else f", constant kernel {fixed:g}"
+        return f"{kind} {fmt_window(layer.kernel_size)}{ss}, {layer.filters}{constant}"
     if kind == "dense":
         return f"dense {layer.units}"
     if kind == "leaky_relu":
@@ -118,7 +115,9 @@ def summary_table(graph: ModelGraph) -> str:
     t, nt, macs = graph.counts()
     lines.append(f"model {graph.name}: input {_shape(graph.input_shape)}")
     for name, ref in graph.outputs:
-        lines.append(f"  output {name}: {_shape(graph.shape(ref))}")
+        role = graph.role(name)
+        named = name if role == name else f"{name} ({role})"
+        lines.append(f"  output {named}: {_shape(graph.shape(ref))}")
     lines.append(f"  trainable parameters:     {t:,}")
     lines.append(f"  non-trainable parameters: {nt:,}")
     lines.append(f"  total parameters:         {t + nt:,}")

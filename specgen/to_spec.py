@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from .expand.outputs import ROLES
 from .graph import INPUT, ModelGraph, Node, TensorRef
 
 
@@ -65,10 +66,42 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _per_axis(value: Any) -> Any:
+    """A per-axis option as a spec writes it: ``(k, k, k)`` as ``k``, and sides ``((b, a), ...)``
+    as one amount per axis when every axis pads both sides alike, else every pair."""
+    if not isinstance(value, tuple) or not value:
+        return value
+    if all(_is_int(v) for v in value):
+        return value[0] if len(set(value)) == 1 else list(value)
+    if all(isinstance(v, tuple) and len(v) == 2 for v in value):
+        if all(b == a for b, a in value):
+            return [b for b, _ in value]
+        return [list(v) for v in value]
+    return value
+
+
+def _listed(value: Any) -> Any:
+    """Tuples as lists, nothing compacted (a target shape ``(4, 4)`` stays ``[4, 4]``)."""
+    if isinstance(value, (tuple, list)):
+        return [_listed(v) for v in value]
+    return value
+
+
 def layer_fields(node: Node) -> dict[str, Any]:
-    """The non-default fields of a node's layer config, ready to print."""
-    data = node.layer.model_dump(exclude_defaults=True, exclude={"kind"})
-    return {k: _plain(v) for k, v in data.items()}
+    """The non-default fields of a node's layer config, ready to print: per-axis options as
+    compact as the loader reads them, other values as they are."""
+    layer = node.layer
+    per_axis = layer.per_axis_fields()
+    data = layer.model_dump(exclude={"kind"})
+    return {
+        k: _per_axis(v) if k in per_axis else _listed(v)
+        for k, v in data.items()
+        if not layer.is_default(k)
+    }
 
 
 class _Emitter:
@@ -114,9 +147,11 @@ class _Emitter:
             return INPUT
         if siblings and ref in siblings:
             return siblings[ref]
+        if siblings and ref.port and TensorRef(ref.node) in siblings:
+            return f"{siblings[TensorRef(ref.node)]}:{ref.port}"
         if ref.node in self.merge_target:
             return self.merge_target[ref.node]
-        return ref.node
+        return str(ref)
 
     def scope(self, prefix: str, scope_input: TensorRef | None) -> tuple[list, TensorRef | None]:
         items: list = []
@@ -177,13 +212,19 @@ def graph_to_spec(graph: ModelGraph) -> dict[str, Any]:
         doc["description"] = graph.description
     doc["input"] = {"shape": _FlowList(graph.input_shape)}
     doc["encoder"] = encoder
-    doc["bottleneck"] = {"kind": graph.bottleneck.kind} | _plain(
-        graph.bottleneck.model_dump(by_alias=True, exclude_defaults=True, exclude={"kind"})
-    )
+    if graph.bottleneck is None:
+        doc["bottleneck"], _ = em.scope("bottleneck", graph.part("bottleneck").input)
+    else:
+        doc["bottleneck"] = {"kind": graph.bottleneck.kind} | _plain(
+            graph.bottleneck.model_dump(by_alias=True, exclude_defaults=True, exclude={"kind"})
+        )
     doc["decoder"] = decoder
     skips = em.skips()
     if skips:
         doc["skips"] = skips
+    outputs = _outputs(graph, em)
+    if outputs:
+        doc["outputs"] = outputs
     output: dict[str, Any] = {}
     if graph.output_activation != "linear":
         output["activation"] = graph.output_activation
@@ -194,6 +235,34 @@ def graph_to_spec(graph: ModelGraph) -> dict[str, Any]:
     if graph.training is not None:
         doc["training"] = _plain(graph.training.model_dump(by_alias=True))
     return doc
+
+
+def _outputs(graph: ModelGraph, em: _Emitter) -> list:
+    """The top-level ``outputs`` that give the graph's outputs, in order: none when the
+    bottleneck's shorthand gives them all; else every output, those of the shorthand (and the
+    reconstruction) placed by name, the others declared with their tensors."""
+    implied = ["reconstruction"]
+    if graph.bottleneck is not None:
+        from .library import library, shorthand_block
+
+        block = library().blocks[shorthand_block(graph.bottleneck.kind)]
+        names = [d.name for d in block.outputs]
+        implied = names if "reconstruction" in names else ["reconstruction", *names]
+    names = [name for name, _ in graph.outputs]
+    given = names[: len(implied)] == implied  # the others follow: declare them, in order
+    out: list = []
+    for name, ref in graph.outputs:
+        if given and name in implied:
+            continue
+        if name in implied:
+            out.append(_Flow(name=name))
+            continue
+        entry = _Flow(name=name, **{"from": em.ref_name(ref, None)})
+        role = graph.role(name)
+        if role != (name if name in ROLES else "extra"):
+            entry["role"] = role
+        out.append(entry)
+    return out
 
 
 def dump_spec(doc: dict[str, Any], *, json_format: bool = False) -> str:

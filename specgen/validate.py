@@ -130,7 +130,11 @@ def _message(err: dict[str, Any], model: Any = None) -> tuple[str, str | None]:
         )
     if etype in ("too_short", "too_long") and "shape" in loc:
         n = len(inp) if isinstance(inp, list) else "?"
-        return f"the input shape needs 3 items (height, width, channels), got {n}", None
+        return (
+            f"the input shape needs 2 to 4 items, (*spatial, channels) of a 1-D, 2-D or 3-D "
+            f"spec, got {n}",
+            None,
+        )
     if etype in ("bool_type", "bool_parsing") and isinstance(inp, str):
         return (
             f"expected true or false, got the string {inp!r}",

@@ -83,16 +83,19 @@ class Report:
         return "\n".join(out) + "\n"
 
 
-def _nhwc(a: np.ndarray) -> np.ndarray:
-    return np.transpose(a, (0, 2, 3, 1)) if a.ndim == 4 else a
+def _nhwc(a: np.ndarray, spatial: int) -> np.ndarray:
+    """A PyTorch feature map of a ``spatial``-D spec ``(N, C, *spatial)`` channels last, as Keras
+    holds it; other arrays as they are."""
+    return np.moveaxis(a, 1, -1) if a.ndim == spatial + 2 else a
 
 
-def _nchw(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.transpose(a, (0, 3, 1, 2))) if a.ndim == 4 else a
+def _nchw(a: np.ndarray, spatial: int) -> np.ndarray:
+    """A Keras feature map ``(N, *spatial, C)`` channels first, as PyTorch holds it."""
+    return np.ascontiguousarray(np.moveaxis(a, -1, 1)) if a.ndim == spatial + 2 else a
 
 
-def _compare(mode: str, part: str, name: str, t_out, k_out, tol: float) -> Row:
-    a = _nhwc(np.asarray(t_out))
+def _compare(mode: str, part: str, name: str, t_out, k_out, tol: float, spatial: int = 2) -> Row:
+    a = _nhwc(np.asarray(t_out), spatial)
     b = np.asarray(k_out)
     if a.shape != b.shape:
         return Row(
@@ -180,11 +183,11 @@ def _run(
             )
             report.counts = _counts(tmodel, kmodel, graph)
         rng = np.random.default_rng(seed)
-        h, w, c = graph.input_shape
-        x = rng.random((batch, h, w, c)).astype(dtype)
-        xt = torch.from_numpy(_nchw(x))
+        spatial = len(graph.input_shape) - 1
+        x = rng.random((batch, *graph.input_shape)).astype(dtype)
+        xt = torch.from_numpy(_nchw(x, spatial))
         names = forward_names(graph)
-        kind = graph.bottleneck.kind
+        kind = graph.bottleneck.kind if graph.bottleneck is not None else None
         rows: list[Row] = []
         for mode in modes:
             training = mode == "training"
@@ -196,17 +199,17 @@ def _run(
                 for layer in _keras_layers(kmodel):
                     if isinstance(layer, keras.layers.Dropout):
                         layer.rate = 0.0
-            if "bottleneck.sample" in graph:
-                # the same draw in both (a sample in training, and in inference when asked)
-                eps = rng.standard_normal((batch, *graph.node("bottleneck.sample").shape))
-                eps = eps.astype(dtype)
-                tmodel.bottleneck.sample.noise = torch.from_numpy(_nchw(eps))
-                kmodel.bottleneck.sample.noise = keras.ops.convert_to_tensor(eps)
+            for node in graph.nodes:
+                if node.kind == "vae_sampling":
+                    # the same draw in both (a sample in training, and in inference when asked)
+                    eps = rng.standard_normal((batch, *node.shape)).astype(dtype)
+                    tmodel.get_submodule(node.name).noise = torch.from_numpy(_nchw(eps, spatial))
+                    keras_layer(kmodel, node.name).noise = keras.ops.convert_to_tensor(eps)
             for node in graph.nodes if training else ():
                 if node.kind == "entropy_bottleneck":
                     # the additive uniform noise, drawn once for both (NHWC for Keras)
                     u = (rng.random((batch, *graph.shape(node.inputs[0]))) - 0.5).astype(dtype)
-                    tmodel.get_submodule(node.name).noise = torch.from_numpy(_nchw(u))
+                    tmodel.get_submodule(node.name).noise = torch.from_numpy(_nchw(u, spatial))
                     keras_layer(kmodel, node.name).noise = keras.ops.convert_to_tensor(u)
             with torch.no_grad():
                 t_out = _tuple(tmodel(xt))
@@ -214,17 +217,14 @@ def _run(
             k_out = _tuple(kmodel(x, training=training))
             k_enc = _tuple(kmodel.encoder(x, training=training))
             for name, a, b in zip(names, t_out, k_out, strict=True):
-                part = "decoder" if name == "reconstruction" else "bottleneck"
-                rows.append(
-                    _compare(mode, part, name, a.numpy(), keras.ops.convert_to_numpy(b), tolerance)
-                )
+                ref = graph.output(name)
+                part = graph.node(ref.node).part if ref.node in graph else "encoder"
+                b = keras.ops.convert_to_numpy(b)
+                rows.append(_compare(mode, part, name, a.numpy(), b, tolerance, spatial))
             for i, (a, b) in enumerate(zip(t_enc, k_enc, strict=True)):
                 label = "output" if i == 0 else f"feature {i}"
-                rows.append(
-                    _compare(
-                        mode, "encoder", label, a.numpy(), keras.ops.convert_to_numpy(b), tolerance
-                    )
-                )
+                b = keras.ops.convert_to_numpy(b)
+                rows.append(_compare(mode, "encoder", label, a.numpy(), b, tolerance, spatial))
             if kind == "dense" and not training:
                 # encode() is a plain method: Keras runs it in inference mode only
                 with torch.no_grad():
@@ -237,6 +237,7 @@ def _run(
                         code_t.numpy(),
                         keras.ops.convert_to_numpy(kmodel.encode(x)),
                         tolerance,
+                        spatial,
                     )
                 )
         return rows

@@ -154,6 +154,8 @@ VARIANTS = [
     ),
     ("resnet_vqvae", {"n_levels": 1, "n_residual_blocks": 2, "input_shape": [16, 16, 2]}),
     ("res_ae_mnist", {"batch_norm": True, "dropout_rate": 0.3, "units_per_block": 2}),
+    # the depth kept through a strided decoder unit: the all-ones transposed-conv shortcut
+    ("res_ae_mnist", {"decoder_blocks": [[32, 16, 2], [1, 8, 2]], "units_per_block": 2}),
     ("conv_autoencoder", {"layers": [8, 16, 32, 64], "input_shape": [32, 32, 1]}),
     ("unet_ae", {"n_levels": 2, "base_filters": 4, "input_shape": [16, 16, 1]}),
 ]

@@ -69,6 +69,19 @@ CASES = [
          "use_bias": False},
         [(5, 9, 1)], [(5, 5, 2)], (6, 0), 25 * 3 * 2,
     ),
+    # the rank-neutral conv (2-D without a spec's rank) and the 1-D/3-D aliases
+    (
+        {"kind": "conv", "filters": 8, "kernel_size": [3, 1], "strides": [2, 1]},
+        [(9, 5, 2)], [(5, 5, 8)], (56, 0), 25 * 3 * 2 * 8,
+    ),
+    (
+        {"kind": "conv1d", "filters": 4, "kernel_size": 5, "strides": 2, "padding": [[1, 2]]},
+        [(16, 3)], [(8, 4)], (64, 0), 8 * 5 * 3 * 4,
+    ),
+    (
+        {"kind": "conv3d", "filters": 4, "kernel_size": [3, 1, 3], "strides": 2, "groups": 2},
+        [(8, 8, 8, 2)], [(4, 4, 4, 4)], (40, 0), 64 * 9 * 1 * 4,
+    ),
     # conv2d_transpose
     (
         {"kind": "conv2d_transpose", "filters": 64, "kernel_size": 2, "strides": 2},
@@ -87,6 +100,20 @@ CASES = [
     (
         {"kind": "conv2d_transpose", "filters": 4, "kernel_size": 3, "groups": 2},
         [(8, 8, 6)], [(8, 8, 4)], (9 * 6 * 2 + 4, 0), 64 * 9 * 6 * 2,
+    ),
+    (
+        {"kind": "conv_transpose", "filters": 2, "kernel_size": [4, 3], "strides": 2,
+         "padding": [1, 0], "output_padding": [0, 1]},
+        [(4, 4, 3)], [(8, 10, 2)], (74, 0), 16 * 12 * 3 * 2,
+    ),
+    (
+        {"kind": "conv1d_transpose", "filters": 2, "kernel_size": 3, "strides": 2},
+        [(8, 3)], [(16, 2)], (20, 0), 8 * 3 * 3 * 2,
+    ),
+    (
+        {"kind": "conv3d_transpose", "filters": 2, "kernel_size": 2, "strides": [2, 1, 2],
+         "padding": "valid"},
+        [(2, 3, 4, 3)], [(4, 4, 8, 2)], (50, 0), 24 * 8 * 3 * 2,
     ),
     # dense
     ({"kind": "dense", "units": 128}, [(32768,)], [(128,)], (4194432, 0), 32768 * 128),
@@ -131,6 +158,7 @@ CASES = [
     ({"kind": "crop2d", "cropping": 2}, [(10, 10, 1)], [(6, 6, 1)], (0, 0), 0),
     ({"kind": "pad", "padding": [[1, 0], [0, 2]]}, [(4, 4, 1)], [(5, 6, 1)], (0, 0), 0),
     ({"kind": "crop2d", "cropping": [1, 2]}, [(10, 10, 1)], [(8, 6, 1)], (0, 0), 0),
+    ({"kind": "crop", "cropping": [[0, 1], 2]}, [(10, 10, 1)], [(9, 6, 1)], (0, 0), 0),
     # merges
     ({"kind": "add"}, [(16, 16, 128)] * 2, [(16, 16, 128)], (0, 0), 0),
     ({"kind": "add"}, [(5,)] * 3, [(5,)], (0, 0), 0),
@@ -324,8 +352,14 @@ def test_arity():
 # Conformance of every registered kind
 
 MINIMAL: dict[str, tuple[dict, list[tuple[int, ...]]]] = {
+    "conv": ({"filters": 2, "kernel_size": 3}, [(8, 8, 2)]),
+    "conv1d": ({"filters": 2, "kernel_size": 3}, [(8, 2)]),
     "conv2d": ({"filters": 2, "kernel_size": 3}, [(8, 8, 2)]),
+    "conv3d": ({"filters": 2, "kernel_size": 3}, [(4, 4, 4, 2)]),
+    "conv_transpose": ({"filters": 2, "kernel_size": 3}, [(8, 8, 2)]),
+    "conv1d_transpose": ({"filters": 2, "kernel_size": 3}, [(8, 2)]),
     "conv2d_transpose": ({"filters": 2, "kernel_size": 3}, [(8, 8, 2)]),
+    "conv3d_transpose": ({"filters": 2, "kernel_size": 3}, [(4, 4, 4, 2)]),
     "dense": ({"units": 3}, [(5,)]),
     "batch_norm": ({}, [(4, 4, 2)]),
     "layer_norm": ({}, [(4, 4, 2)]),
@@ -347,6 +381,7 @@ MINIMAL: dict[str, tuple[dict, list[tuple[int, ...]]]] = {
     "upsample": ({}, [(4, 4, 2)]),
     "flatten": ({}, [(4, 4, 2)]),
     "reshape": ({"target_shape": [32]}, [(4, 4, 2)]),
+    "crop": ({"cropping": 1}, [(4, 4, 2)]),
     "crop2d": ({"cropping": 1}, [(4, 4, 2)]),
     "pad": ({"padding": 1}, [(4, 4, 2)]),
     "add": ({}, [(4, 4, 2), (4, 4, 2)]),

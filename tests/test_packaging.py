@@ -132,6 +132,21 @@ def test_templates_are_installed_inside_the_package(venv: Path, repo_root: Path)
     assert _tree(templates) == expected
 
 
+def test_the_library_of_blocks_is_installed_inside_the_package(venv: Path) -> None:
+    code = (
+        "from specgen.library import library; from specgen.api import build_graph, load_spec; "
+        "print(sorted(library().blocks)); "
+        "g = build_graph(load_spec(text='specgen: 1\\nname: t\\ninput: {shape: [8, 8, 1]}\\n"
+        "bottleneck: {kind: variational, units: 2}\\n"
+        "decoder: [{kind: conv2d, filters: 1, kernel_size: 1}]\\n')); "
+        "print([n for n, _ in g.outputs])"
+    )
+    proc = _run([str(venv / "bin" / "python"), "-c", code], cwd=venv.parent)
+    blocks, outputs = proc.stdout.strip().splitlines()[-2:]
+    assert "'variational_bottleneck'" in blocks
+    assert outputs == "['reconstruction', 'mu', 'logvar']"
+
+
 def test_wheel_ships_only_the_package(wheel: Path, project_version: str) -> None:
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
@@ -139,6 +154,7 @@ def test_wheel_ships_only_the_package(wheel: Path, project_version: str) -> None
     assert top_level == {"specgen", f"specgen-{project_version}.dist-info"}, top_level
     assert not [n for n in names if n.startswith(("tests/", "generated/"))]
     assert "specgen/templates/README.md" in names
+    assert "specgen/library/bottlenecks.yaml" in names  # the blocks behind {kind: ...}
     entry_points = f"specgen-{project_version}.dist-info/entry_points.txt"
     assert entry_points in names
 

@@ -1,5 +1,6 @@
 """The primitives ``prelu``, ``instance_norm``, ``pad``, explicit convolution padding, transposed
-convolution ``padding``/``output_padding``, ``multiply`` and ``scale``.
+convolution ``padding``/``output_padding``/``constant_kernel``, ``multiply``, ``scale`` and the
+``order`` of ``flatten`` and ``reshape``.
 
 For each: a table of shapes and counts, then a tiny model that uses it, built in both frameworks,
 whose counts match the graph's, whose layer computes what the framework's own module computes,
@@ -55,6 +56,10 @@ CASES = {
          [(8, 8, 2)], [(16, 16, 4)], (132, 0), 64 * 16 * 2 * 4),
         ({"kind": "conv2d_transpose", "filters": 1, "kernel_size": 3, "strides": 2, "padding": 0,
           "output_padding": 1}, [(4, 4, 1)], [(10, 10, 1)], (10, 0), 16 * 9),
+        # a constant kernel is no parameter, but its multiply-accumulates are done all the same
+        ({"kind": "conv2d_transpose", "filters": 4, "kernel_size": 2, "strides": 2,
+          "use_bias": False, "constant_kernel": 1.0}, [(8, 8, 4)], [(16, 16, 4)], (0, 0),
+         64 * 4 * 4 * 4),
     ],
     "conv2d": [
         # PyTorch's Conv2d(k=3, stride=2, padding=1): out = floor((H + 2 - 3) / 2) + 1
@@ -70,6 +75,16 @@ CASES = {
          [(3, 3, 2)], (20, 0), 9 * 9 * 2),
         ({"kind": "conv2d", "filters": 2, "kernel_size": 4, "padding_mode": "reflect"},
          [(7, 7, 1)], [(7, 7, 2)], (34, 0), 49 * 16 * 2),
+    ],
+    "flatten": [
+        ({"kind": "flatten", "order": "channels_first"}, [(8, 8, 4)], [(256,)], (0, 0), 0),
+        ({"kind": "flatten", "order": "channels_first"}, [(10,)], [(10,)], (0, 0), 0),
+    ],
+    "reshape": [
+        ({"kind": "reshape", "target_shape": [4, 4, 2], "order": "channels_first"}, [(32,)],
+         [(4, 4, 2)], (0, 0), 0),
+        ({"kind": "reshape", "target_shape": [2, 8, 2], "order": "channels_first"}, [(4, 4, 2)],
+         [(2, 8, 2)], (0, 0), 0),
     ],
 }
 # fmt: on
@@ -108,6 +123,10 @@ SHAPE_ERRORS = {
         ),
         ({"kind": "conv2d", "filters": 1, "kernel_size": 7, "padding": 1}, [(4, 4, 1)]),
     ],
+    "flatten": [({"kind": "flatten", "order": "channels_first"}, [(4, 4)])],
+    "reshape": [
+        ({"kind": "reshape", "target_shape": [4, 4, 3], "order": "channels_first"}, [(32,)]),
+    ],
 }
 
 INVALID = {
@@ -140,8 +159,25 @@ INVALID = {
             "padding": 1,
             "output_padding": 2,
         },
-        {"kind": "conv2d_transpose", "filters": 1, "kernel_size": 3, "padding": [1, 1]},
+        {"kind": "conv2d_transpose", "filters": 1, "kernel_size": 3, "padding": [1, 1, 1]},
         {"kind": "conv2d_transpose", "filters": 1, "kernel_size": 3, "padding": -1},
+        # a constant kernel has no bias and no groups
+        {"kind": "conv2d_transpose", "filters": 1, "kernel_size": 2, "constant_kernel": 1.0},
+        {
+            "kind": "conv2d_transpose",
+            "filters": 2,
+            "kernel_size": 2,
+            "groups": 2,
+            "use_bias": False,
+            "constant_kernel": 1.0,
+        },
+        {
+            "kind": "conv2d_transpose",
+            "filters": 1,
+            "kernel_size": 2,
+            "use_bias": False,
+            "constant_kernel": "ones",
+        },
     ],
     "conv2d": [
         {"kind": "conv2d", "filters": 1, "kernel_size": 3, "padding": -1},
@@ -156,6 +192,8 @@ INVALID = {
         },
         {"kind": "conv2d", "filters": 1, "kernel_size": 3, "padding_mode": "circular"},
     ],
+    "flatten": [{"kind": "flatten", "order": "nchw"}, {"kind": "flatten", "order": True}],
+    "reshape": [{"kind": "reshape", "target_shape": [8], "order": "channels_middle"}],
 }
 
 
@@ -262,6 +300,45 @@ encoder:
 bottleneck: {kind: dense, units: 8}
 decoder:
   - {kind: conv2d_transpose, filters: 3, kernel_size: 2, strides: 2}
+""",
+    "constant_kernel": """\
+encoder:
+  - {kind: conv2d, filters: 4, kernel_size: 3, strides: 2}
+decoder:
+  - kind: conv2d_transpose
+    name: ones
+    filters: 4
+    kernel_size: 2
+    strides: 2
+    use_bias: false
+    constant_kernel: 1.0
+  - kind: conv2d_transpose
+    name: overlapping
+    filters: 3
+    kernel_size: 3
+    strides: 2
+    use_bias: false
+    constant_kernel: 0.5
+  - kind: conv2d_transpose
+    name: cropped
+    filters: 3
+    kernel_size: 3
+    padding: 1
+    use_bias: false
+    constant_kernel: -0.25
+  - {kind: conv2d, filters: 3, kernel_size: 3, strides: 2}
+""",
+    "flatten_order": """\
+encoder:
+  - {kind: conv2d, name: conv, filters: 4, kernel_size: 3, strides: 2}
+  - {kind: flatten, name: flat, order: channels_first}
+  - {kind: reshape, name: regrid, target_shape: [4, 16, 4], order: channels_first}
+  - {kind: flatten, name: flat_last}
+  - {kind: dense, name: code, units: 8}
+decoder:
+  - {kind: dense, name: expand, units: 64}
+  - {kind: reshape, name: image, target_shape: [4, 4, 4], order: channels_first}
+  - {kind: conv2d_transpose, name: up, filters: 3, kernel_size: 3, strides: 4}
 """,
 }
 
@@ -439,6 +516,64 @@ def test_transposed_padding_is_pytorchs():
     assert (classic.padding, classic.output_padding) == ((1, 1), (1, 1))
     assert graph.node("decoder.classic").shape == (8, 8, 4)
     assert graph.node("decoder.grown").shape == (34, 34, 4)
+
+
+@pytest.mark.frameworks
+def test_constant_kernel_is_tensorflows_constant_transposed_conv():
+    """``constant_kernel: 1.0`` with kernel = stride = 2 is TensorFlow's ``conv2d_transpose`` of a
+    ``tf.ones`` kernel: every output channel the sum of the input channels, over each 2x2 block.
+    The kernel is no weight of either model, and the other ones compute the same in both."""
+    import tensorflow as tf
+
+    import torch
+
+    graph = graph_of("constant_kernel")
+    tmodel, kmodel = _models(graph)
+    ones = tmodel.get_submodule("decoder.ones")
+    assert list(ones.parameters()) == [] and list(ones.buffers()) == []
+    assert (graph.node("decoder.ones").trainable, graph.node("decoder.ones").non_trainable) == (
+        0,
+        0,
+    )
+    x = _node_input(tmodel, graph, "decoder.ones")
+    with torch.no_grad():
+        got = ones(x)
+    sums = x.sum(1, keepdim=True).repeat_interleave(2, 2).repeat_interleave(2, 3)
+    assert torch.allclose(got, sums.expand(-1, 4, -1, -1), atol=1e-6)
+    nhwc = x.permute(0, 2, 3, 1).numpy()
+    layer = kmodel.decoder.ones
+    original = tf.nn.conv2d_transpose(
+        nhwc, tf.ones((2, 2, 4, 4)), (2, 16, 16, 4), strides=2, padding="SAME"
+    )
+    assert np.allclose(layer(nhwc).numpy(), original.numpy(), atol=1e-6)
+    assert layer.weights == []
+
+
+@pytest.mark.frameworks
+def test_channels_first_order_is_pytorchs_view():
+    """A channels-first flatten is ``x.view(B, -1)`` of the NCHW tensor and a channels-first
+    reshape ``view(B, C, H, W)``, as PyTorch code writes them; a channels-last flatten reads
+    the NHWC tensor. (The Keras model computing the same is ``specgen verify``'s part.)"""
+    import torch
+
+    graph = graph_of("flatten_order")
+    assert graph.node("encoder.regrid").shape == (4, 16, 4)
+    tmodel, _ = _models(graph)
+    tmodel.eval()
+    seen = {}
+    for name in ("encoder.conv", "decoder.expand", "decoder.up"):
+        tmodel.get_submodule(name).register_forward_hook(
+            lambda module, args, out, name=name: seen.update({name: (args[0], out)})
+        )
+    with torch.no_grad():
+        x = _torch_input(graph)
+        tmodel(x)
+        conv = seen["encoder.conv"][1]
+        regrid = conv.reshape(2, -1).view(2, 4, 4, 16)  # (C, H, W) = (4, 4, 16)
+        flat_last = regrid.permute(0, 2, 3, 1).reshape(2, -1)
+        assert torch.equal(tmodel.encode(x), tmodel.get_submodule("encoder.code")(flat_last))
+        expand = seen["decoder.expand"][1]
+        assert torch.equal(seen["decoder.up"][0], expand.view(2, 4, 4, 4))
 
 
 def generated_files_lint_clean(graph: ModelGraph, tmp_path) -> None:

@@ -1,7 +1,11 @@
 """Property-based tests over the spec language: random valid specs expand, round-trip through the
 expanded spec, and their generated PyTorch and Keras models compute the same function.
 
-The strategy writes specs the way a user would. Reusable blocks are defined in the spec itself:
+The strategy writes specs the way a user would, at a spatial rank of 1, 2 or 3 drawn per spec
+(sequences ``(L, C)``, images ``(H, W, C)`` or volumes ``(D, H, W, C)``): the paddings of
+convolutions and pad layers are drawn per axis, and the convolutions are written with the
+rank-neutral kinds (``conv``, ``conv_transpose``) or the rank's aliases (``conv3d``...). Reusable
+blocks are defined in the spec itself:
 
 - ``res``: (conv 3x3 -> norm -> act) x 2 plus the input, with an identity or 1x1 projection
   shortcut chosen with ``in_channels`` and ``when``;
@@ -29,9 +33,11 @@ Skips are none, ResNetAE-like multi-resolution skips (every encoder level to the
 resolution, added or multiplied there; the decoder stem to every decoder level), or U-Net concat
 skips from each encoder level to the decoder level of the same resolution. The bottleneck is
 none, dense (random units and activation), variational, diagonal Gaussian (with an inference
-mode) or vector-quantized with a small codebook; the output activation is linear, sigmoid or
+mode) or vector-quantized with a small codebook, at times written as items (its library block
+used inline); the output activation is linear, sigmoid or
 tanh, and at times the output is a head of its own channel count (``reconstructs: false``).
-``EVERY_CONSTRUCT`` adds one spec with every layer option above to the samples.
+``EVERY_CONSTRUCT`` (and its 1-D and 3-D versions) adds one spec with every layer option
+above to the samples.
 
 Names are drawn too: the model, the stems, the down/up items, the outputs, the block definitions
 and the layers and groups inside them are at times named like things that generated code or Python
@@ -40,8 +46,8 @@ files' own identifiers such as ``padded_conv2d``, ``INITIALIZERS`` or ``F``).
 
 The strategy tracks channel counts while it draws, so every spec is valid: group-norm groups
 divide the channels they normalize, skip transforms produce their targets' shapes, and input
-sizes are multiples of 2 ** levels. Models stay tiny (inputs of at most 32x32x4, widths of at
-most 16) so that building and comparing both frameworks stays fast.
+sizes are multiples of 2 ** levels. Models stay tiny (inputs of at most 32x32x4, 8x8x8x4 in 3-D,
+widths of at most 16) so that building and comparing both frameworks stays fast.
 """
 
 from __future__ import annotations
@@ -71,6 +77,9 @@ ACTIVATIONS = ("relu", "leaky_relu", "gelu", "silu", "elu", "tanh", "sigmoid", "
 NORMS = ("batch_norm", "group_norm", "layer_norm", "instance_norm", "gdn", "igdn", "none")
 PADDING_MODES = ("zeros", "reflect", "replicate")
 BOTTLENECKS = ("none", "dense", "variational", "vector_quantized", "diagonal_gaussian")
+#: The spatial ranks drawn, and the largest input side of each (a 3-D model stays tiny).
+SPATIAL_RANKS = (1, 2, 3)
+MAX_SIDE = {1: 32, 2: 32, 3: 8}
 CODE_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "gelu", "silu", "elu", "softmax")
 STYLES = ("explicit", "loop", "levels")
 
@@ -157,11 +166,12 @@ def axis_paddings(totals: tuple[int, ...], limit: int) -> list[tuple[int, int]]:
 
 
 @st.composite
-def paddings(draw, totals: tuple[int, ...], side: int, same: bool = True) -> dict:
-    """The ``padding`` and ``padding_mode`` fields of a convolution that keeps its output size
-    whenever each axis is padded by one of ``totals`` in all, on inputs of at least ``side``
-    rows and columns (a reflected side pads less than that); ``same`` when 'same' keeps it too.
-    Amounts are written as ``p``, ``[v, h]`` or ``[[top, bottom], [left, right]]``."""
+def paddings(draw, totals: tuple[int, ...], side: int, rank: int, same: bool = True) -> dict:
+    """The ``padding`` and ``padding_mode`` fields of a convolution (of a ``rank``-D spec) that
+    keeps its output size whenever each axis is padded by one of ``totals`` in all, on inputs of
+    at least ``side`` positions along each axis (a reflected side pads less than that); ``same``
+    when 'same' keeps it too. Amounts are written as ``p``, one per axis (``[v, h]``) or
+    ``(before, after)`` per axis (``[[top, bottom], [left, right]]``)."""
     limits = {"zeros": max(totals), "reflect": side - 1, "replicate": max(totals)}
     modes = [m for m in PADDING_MODES if axis_paddings(totals, limits[m])]
     mode = draw(st.sampled_from(modes))
@@ -171,24 +181,24 @@ def paddings(draw, totals: tuple[int, ...], side: int, same: bool = True) -> dic
             fields["padding"] = "same"
     else:
         options = axis_paddings(totals, limits[mode])
-        rows, cols = draw(st.sampled_from(options)), draw(st.sampled_from(options))
+        axes = [draw(st.sampled_from(options)) for _ in range(rank)]
         form = draw(st.sampled_from(["short", "sides"]))
-        if form == "short" and rows[0] == rows[1] == cols[0] == cols[1]:
-            fields["padding"] = rows[0]
-        elif form == "short" and rows[0] == rows[1] and cols[0] == cols[1]:
-            fields["padding"] = [rows[0], cols[0]]
+        if form == "short" and len({amount for pair in axes for amount in pair}) == 1:
+            fields["padding"] = axes[0][0]
+        elif form == "short" and all(before == after for before, after in axes):
+            fields["padding"] = [before for before, _ in axes]
         else:
-            fields["padding"] = [list(rows), list(cols)]
+            fields["padding"] = [list(pair) for pair in axes]
     if mode != "zeros" or draw(st.integers(0, 3)) == 0:
         fields["padding_mode"] = mode
     return fields
 
 
 @st.composite
-def pad_layers(draw, totals: tuple[int, ...], side: int) -> dict:
-    """A ``pad`` layer adding one of ``totals`` rows and columns to inputs of at least ``side``
-    rows and columns, for a 'valid' convolution after it."""
-    fields = draw(paddings(totals, side, same=False))
+def pad_layers(draw, totals: tuple[int, ...], side: int, rank: int) -> dict:
+    """A ``pad`` layer adding one of ``totals`` positions along each axis to inputs of at least
+    ``side`` positions, for a 'valid' convolution after it."""
+    fields = draw(paddings(totals, side, rank, same=False))
     layer = {"kind": "pad", "padding": fields["padding"]}
     if "padding_mode" in fields:
         layer["mode"] = fields["padding_mode"]
@@ -311,14 +321,15 @@ def conv3(pad: dict, **fields) -> dict:
     return {"kind": "conv2d", **fields, "filters": "${filters}", "kernel_size": 3, **pad}
 
 
-#: Padding that keeps the size of a block's 3x3 convolutions: 2 rows and columns in all, on
-#: inputs of at least 2x2 (blocks other than ``plain`` run at the levels' resolutions).
-BLOCK_PADDING = paddings((2,), 2)
+def block_padding(rank: int) -> st.SearchStrategy[dict]:
+    """Padding that keeps the size of a block's 3x3 convolutions: 2 positions in all along each
+    axis, on inputs of at least 2 (blocks other than ``plain`` run at the levels' resolutions)."""
+    return paddings((2,), 2, rank)
 
 
 @st.composite
-def res_block(draw, names: dict, single_position: bool = False) -> Block:
-    norm, act, pad = draw(norms()), draw(activations()), draw(BLOCK_PADDING)
+def res_block(draw, names: dict, rank: int, single_position: bool = False) -> Block:
+    norm, act, pad = draw(norms()), draw(activations()), draw(block_padding(rank))
     # at times the sum is scaled, as diffusers' ResnetBlock2D does by output_scale_factor
     scale = {"kind": "scale", "factor": draw(decimals(1, 20, 10))}
     layers = [
@@ -339,8 +350,8 @@ def res_block(draw, names: dict, single_position: bool = False) -> Block:
 
 
 @st.composite
-def preact_block(draw, names: dict, single_position: bool = False) -> Block:
-    norm, act, pad = draw(norms()), draw(activations()), draw(BLOCK_PADDING)
+def preact_block(draw, names: dict, rank: int, single_position: bool = False) -> Block:
+    norm, act, pad = draw(norms()), draw(activations()), draw(block_padding(rank))
     layers = [
         *norm_layer(norm, "groups_in"),
         dict(act),
@@ -359,8 +370,8 @@ def preact_block(draw, names: dict, single_position: bool = False) -> Block:
 
 
 @st.composite
-def bottleneck_block(draw, names: dict, single_position: bool = False) -> Block:
-    norm, act, pad = draw(norms()), draw(activations()), draw(BLOCK_PADDING)
+def bottleneck_block(draw, names: dict, rank: int, single_position: bool = False) -> Block:
+    norm, act, pad = draw(norms()), draw(activations()), draw(block_padding(rank))
     layers = [
         {"kind": "conv2d", "filters": "${mid}", "kernel_size": 1},
         *norm_layer(norm, "groups_mid"),
@@ -381,7 +392,7 @@ def bottleneck_block(draw, names: dict, single_position: bool = False) -> Block:
 
 
 @st.composite
-def plain_block(draw, names: dict, single_position: bool = False) -> Block:
+def plain_block(draw, names: dict, rank: int, single_position: bool = False) -> Block:
     norm, act = draw(norms(single_position)), draw(activations())
     layers = [
         {"kind": "conv2d", "filters": "${filters}", "kernel_size": "${kernel_size}"},
@@ -421,19 +432,21 @@ class Level:
 class SpecBuilder:
     """Draws the parts of one spec; the blocks it uses are defined on first use."""
 
-    def __init__(self, draw):
+    def __init__(self, draw, rank: int):
         self.draw = draw
+        #: the spec's spatial rank
+        self.rank = rank
         self.blocks: dict[str, Block] = {}
         self.parameters: dict = {}
         self.names = draw(role_names())
-        #: rows and columns at the encoder's end, where the decoder stem runs
-        self.bottleneck_side = (1, 1)
+        #: the spatial sizes at the encoder's end, where the decoder stem runs
+        self.bottleneck_side = (1,) * rank
 
     def block(self, kind: str) -> Block:
         if kind not in self.blocks:
             # only the stems use `plain` outside the levels, and the decoder's can run at 1x1
             single = kind == "plain" and math.prod(self.bottleneck_side) == 1
-            self.blocks[kind] = self.draw(BLOCK_STRATEGIES[kind](self.names, single))
+            self.blocks[kind] = self.draw(BLOCK_STRATEGIES[kind](self.names, self.rank, single))
         return self.blocks[kind]
 
     def args(self, kind: str, cin: int, filters: int) -> dict:
@@ -474,10 +487,10 @@ class SpecBuilder:
             totals = tuple(t for t in (k - 2, k - 1) if t >= 0)
             conf = {"op": op, "kernel_size": k, "act": self.activation_or_none(), "pad": None}
             if draw(st.booleans()):
-                conf["pad"] = draw(pad_layers(totals, 2))
+                conf["pad"] = draw(pad_layers(totals, 2, self.rank))
                 conf["padding"] = {"padding": "valid"}
             else:
-                conf["padding"] = draw(paddings(totals, 2))
+                conf["padding"] = draw(paddings(totals, 2, self.rank))
             return conf
         return {"op": op, "pool_size": draw(st.sampled_from([2, 3]))}
 
@@ -501,13 +514,14 @@ class SpecBuilder:
                 if out or draw(st.booleans()):
                     conf["padding"]["output_padding"] = out
         else:
-            conf["interpolation"] = draw(st.sampled_from(["nearest", "bilinear"]))
+            linear = ["linear", "bilinear"] if self.rank == 2 else ["linear"]
+            conf["interpolation"] = draw(st.sampled_from(["nearest", *linear]))
             k = conf["kernel_size"] = draw(st.sampled_from([1, 3]))
             if k == 3 and draw(st.booleans()):
-                conf["pad"] = draw(pad_layers((2,), 2))
+                conf["pad"] = draw(pad_layers((2,), 2, self.rank))
                 conf["padding"] = {"padding": "valid"}
             else:
-                conf["padding"] = draw(paddings((k - 1,), 2))
+                conf["padding"] = draw(paddings((k - 1,), 2, self.rank))
         return conf
 
 
@@ -683,15 +697,20 @@ def decoder_levels(b: SpecBuilder, n_levels: int, style: str, ch: int, concat: l
 @st.composite
 def random_specs(draw) -> dict:
     """A random valid spec, as the data of a YAML file."""
-    b = SpecBuilder(draw)
+    rank = draw(st.sampled_from(SPATIAL_RANKS))
+    b = SpecBuilder(draw, rank)
     n_levels = draw(st.integers(1, 3))
     scale = 2**n_levels
-    h = scale * draw(st.integers(1, 32 // scale))
-    w = scale * draw(st.integers(1, 32 // scale)) if draw(st.booleans()) else h
+    largest = MAX_SIDE[rank]
+    first = scale * draw(st.integers(1, largest // scale))
+    spatial = [first] + [
+        scale * draw(st.integers(1, largest // scale)) if draw(st.booleans()) else first
+        for _ in range(rank - 1)
+    ]
     c = draw(st.integers(1, 4))
     skips = draw(st.sampled_from(["none", "resnet", "unet"]))
-    b.bottleneck_side = (h // scale, w // scale)
-    b.parameters.update(input_shape=[h, w, c], n_levels=n_levels)
+    b.bottleneck_side = tuple(d // scale for d in spatial)
+    b.parameters.update(input_shape=[*spatial, c], n_levels=n_levels)
 
     # -- encoder ---------------------------------------------------------------------------
     encoder: list[dict] = []
@@ -718,7 +737,7 @@ def random_specs(draw) -> dict:
                 "name": b.names["out"],
                 "filters": ch,
                 "kernel_size": k,
-                **draw(paddings((k - 1,), min(b.bottleneck_side))),
+                **draw(paddings((k - 1,), min(b.bottleneck_side), rank)),
             }
         )
 
@@ -745,6 +764,10 @@ def random_specs(draw) -> dict:
             bottleneck["commitment_cost"] = draw(decimals(0, 100, 100))
         if draw(st.booleans()):
             bottleneck["loss_weighting"] = draw(st.sampled_from(["vqvae", "diffusers_legacy"]))
+    if draw(st.integers(0, 3)) == 0:
+        # the same bottleneck written as items: its library block, inlined
+        args = {k: v for k, v in bottleneck.items() if k != "kind"}
+        bottleneck = [{"block": f"{kind}_bottleneck", "inline": True, "args": args}]
 
     # -- decoder ---------------------------------------------------------------------------
     decoder: list[dict] = []
@@ -764,9 +787,9 @@ def random_specs(draw) -> dict:
         {
             "kind": "conv2d",
             "name": b.names["out"],
-            "filters": "${input_shape[2]}" if head is None else head,
+            "filters": "${input_shape[-1]}" if head is None else head,
             "kernel_size": k,
-            **draw(paddings((k - 1,), min(h, w))),
+            **draw(paddings((k - 1,), min(spatial), rank)),
         }
     )
 
@@ -836,7 +859,29 @@ def random_specs(draw) -> dict:
         spec.setdefault("output", {})["reconstructs"] = False
     if draw(st.integers(0, 3)) == 0:
         spec["training"] = {"loss": draw(st.sampled_from(["mse", "l1", "bce"])), "epochs": 2}
-    return spec
+    return at_rank(spec, draw(rank_kinds(rank)))
+
+
+@st.composite
+def rank_kinds(draw, rank: int) -> dict[str, str]:
+    """The kinds a ``rank``-D spec writes for the strategy's ``conv2d`` and ``conv2d_transpose``:
+    the rank-neutral ``conv``/``conv_transpose`` or the rank's aliases."""
+    return {
+        "conv2d": draw(st.sampled_from(["conv", f"conv{rank}d"])),
+        "conv2d_transpose": draw(st.sampled_from(["conv_transpose", f"conv{rank}d_transpose"])),
+    }
+
+
+def at_rank(value, kinds: dict[str, str]):
+    """``value`` (a spec's data) with its layers' kinds replaced as ``kinds`` says."""
+    if isinstance(value, dict):
+        out = {k: at_rank(v, kinds) for k, v in value.items()}
+        if isinstance(out.get("kind"), str) and out["kind"] in kinds:
+            out["kind"] = kinds[out["kind"]]
+        return out
+    if isinstance(value, list):
+        return [at_rank(v, kinds) for v in value]
+    return value
 
 
 # ----------------------------------------------------------------------------------- tests ----
@@ -849,7 +894,9 @@ def spec_text(spec: dict) -> str:
 def constructs(graph: ModelGraph) -> set[str]:
     """The layer kinds and options of ``graph`` the strategy draws at times, by name, for
     Hypothesis' statistics (``--hypothesis-show-statistics``)."""
-    found = set() if graph.reconstructs else {"head (reconstructs: false)"}
+    found = {f"{len(graph.input_shape) - 1}-D"}
+    if not graph.reconstructs:
+        found.add("head (reconstructs: false)")
     for node in graph.nodes:
         layer = node.layer
         if layer.kind == "prelu":
@@ -858,12 +905,14 @@ def constructs(graph: ModelGraph) -> set[str]:
             found.add("instance_norm affine" if layer.affine else "instance_norm")
         elif layer.kind == "pad":
             found.add(f"pad {layer.mode}")
-        elif layer.kind == "conv2d" and not isinstance(layer.padding, str):
-            found.add(f"conv2d explicit padding, {layer.padding_mode}")
-        elif layer.kind == "conv2d" and layer.padding_mode != "zeros":
-            found.add(f"conv2d padding {layer.padding}, {layer.padding_mode}")
-        elif layer.kind == "conv2d_transpose" and isinstance(layer.padding, int):
-            found.add(f"conv2d_transpose padding, output_padding {layer.output_padding}")
+        elif layer.neutral_kind == "conv" and not isinstance(layer.padding, str):
+            found.add(f"conv explicit padding, {layer.padding_mode}")
+        elif layer.neutral_kind == "conv" and layer.padding_mode != "zeros":
+            found.add(f"conv padding {layer.padding}, {layer.padding_mode}")
+        elif layer.neutral_kind == "conv_transpose" and not isinstance(layer.padding, str):
+            found.add(f"conv_transpose padding, output_padding {max(layer.output_padding)}")
+        elif layer.kind == "upsample" and layer.linear:
+            found.add(f"upsample {layer.interpolation}")
         elif layer.kind in ("attention", "gdn", "igdn", "scale", "multiply", "entropy_bottleneck"):
             found.add(layer.kind)
     return found
@@ -892,6 +941,14 @@ EVERY_CONSTRUCT = """\
 specgen: 1
 name: every_construct
 input: {shape: [8, 8, 2]}
+blocks:
+  rate:
+    require:
+      - {that: "${len(in_shape) == 3}", message: "rate needs an image, got rank ${len(in_shape)}"}
+    layers:
+      - {kind: entropy_bottleneck, name: entropy, filters: [2]}
+    outputs:
+      - {name: likelihoods, from: "entropy:1"}
 encoder:
   - {kind: conv2d, filters: 4, kernel_size: 3, padding: 1, padding_mode: reflect}
   - {kind: instance_norm, affine: true}
@@ -914,7 +971,8 @@ encoder:
   - {kind: gdn}
   - {kind: sigmoid, name: gate}
   - {kind: multiply, inputs: [attended, gate]}
-  - {kind: entropy_bottleneck, filters: [2]}
+bottleneck:
+  - {block: rate, inline: true}
 decoder:
   - {kind: igdn, beta_min: 0.0001, gamma_init: 0.2}
   - {kind: scale, factor: 0.5}
@@ -923,12 +981,91 @@ decoder:
   - {kind: conv2d, filters: 4, kernel_size: 3, padding: valid}
   - {kind: conv2d_transpose, filters: 4, kernel_size: 4, strides: 2, padding: 1}
   - {kind: conv2d, filters: 2, kernel_size: 3, padding: [[0, 2], [2, 0]]}
+outputs:
+  - {name: reconstruction}
+  - {name: gated, from: encoder.gate, role: extra}
+"""
+
+#: The same constructs in a 3-D spec (volumes ``(D, H, W, C)``), with per-axis options.
+EVERY_CONSTRUCT_3D = """\
+specgen: 1
+name: every_construct_3d
+input: {shape: [4, 8, 8, 2]}
+encoder:
+  - {kind: conv, filters: 4, kernel_size: [1, 3, 3], padding: [0, 1, 1], padding_mode: reflect}
+  - {kind: instance_norm, affine: true}
+  - {kind: prelu}
+  - {kind: pad, padding: [[0, 1], [1, 0], [1, 0]], mode: replicate}
+  - {kind: conv3d, filters: 4, kernel_size: [2, 3, 3], strides: [1, 2, 2], padding: valid}
+  - {kind: pad, padding: [0, 1, 1], mode: reflect}
+  - {kind: conv, filters: 4, kernel_size: [1, 3, 3], padding: valid}
+  - {kind: instance_norm}
+  - {kind: prelu, shared: true, init: 0.1}
+  - kind: conv
+    filters: 4
+    kernel_size: 4
+    strides: 2
+    padding: [[1, 1], [2, 1], 1]
+    padding_mode: replicate
+  - {kind: conv, filters: 4, kernel_size: 3, padding_mode: reflect}
+  - {kind: conv3d, filters: 4, kernel_size: 3, padding_mode: replicate}
+  - {kind: attention, name: attended, norm_groups: 2, heads: 2}
+  - {kind: gdn}
+  - {kind: sigmoid, name: gate}
+  - {kind: multiply, inputs: [attended, gate]}
+  - {kind: entropy_bottleneck, filters: [2]}
+decoder:
+  - {kind: igdn, beta_min: 0.0001, gamma_init: 0.2}
+  - {kind: scale, factor: 0.5}
+  - kind: conv_transpose
+    filters: 4
+    kernel_size: [2, 3, 3]
+    strides: 2
+    padding: [0, 1, 1]
+    output_padding: [0, 1, 1]
+  - {kind: upsample, size: [1, 2, 2], interpolation: linear}
+  - {kind: pad, padding: [[0, 1], 1, 1]}
+  - {kind: conv3d, filters: 2, kernel_size: [2, 3, 3], padding: valid}
+"""
+
+#: The same constructs in a 1-D spec (sequences ``(L, C)``).
+EVERY_CONSTRUCT_1D = """\
+specgen: 1
+name: every_construct_1d
+input: {shape: [16, 2]}
+encoder:
+  - {kind: conv1d, filters: 4, kernel_size: 3, padding: 1, padding_mode: reflect}
+  - {kind: instance_norm, affine: true}
+  - {kind: prelu}
+  - {kind: pad, padding: [[0, 1]], mode: replicate}
+  - {kind: conv, filters: 4, kernel_size: 3, strides: 2, padding: valid}
+  - {kind: pad, padding: [1], mode: reflect}
+  - {kind: conv, filters: 4, kernel_size: 3, padding: valid}
+  - {kind: instance_norm}
+  - {kind: prelu, shared: true, init: 0.1}
+  - {kind: conv, filters: 4, kernel_size: 4, strides: 2, padding: [[2, 1]], padding_mode: replicate}
+  - {kind: conv1d, filters: 4, kernel_size: 3, padding_mode: reflect}
+  - {kind: conv, filters: 4, kernel_size: 3, padding_mode: replicate}
+  - {kind: attention, name: attended, norm_groups: 2, heads: 2}
+  - {kind: gdn}
+  - {kind: sigmoid, name: gate}
+  - {kind: multiply, inputs: [attended, gate]}
+  - {kind: entropy_bottleneck, filters: [2]}
+decoder:
+  - {kind: igdn, beta_min: 0.0001, gamma_init: 0.2}
+  - {kind: scale, factor: 0.5}
+  - {kind: conv1d_transpose, filters: 4, kernel_size: 3, strides: 2, padding: 1, output_padding: 1}
+  - {kind: upsample, size: 2, interpolation: linear}
+  - {kind: pad, padding: [[1, 0]]}
+  - {kind: conv, filters: 2, kernel_size: 3, padding: [[0, 1]]}
 """
 
 
 @settings(max_examples=150, deadline=None)
 @given(random_specs())
 @example(yaml.safe_load(EVERY_CONSTRUCT))
+@example(yaml.safe_load(EVERY_CONSTRUCT_3D))
+@example(yaml.safe_load(EVERY_CONSTRUCT_1D))
 def test_random_specs_round_trip(spec):
     text = spec_text(spec)
     graph = expand(text)
@@ -942,6 +1079,8 @@ def test_random_specs_round_trip(spec):
 @settings(max_examples=50, deadline=None)
 @given(random_specs())
 @example(yaml.safe_load(EVERY_CONSTRUCT))
+@example(yaml.safe_load(EVERY_CONSTRUCT_3D))
+@example(yaml.safe_load(EVERY_CONSTRUCT_1D))
 def test_random_specs_expand_and_verify(spec):
     from specgen.codegen.compiled import compile_module
     from specgen.verify import verify
@@ -950,7 +1089,8 @@ def test_random_specs_expand_and_verify(spec):
     graph = expand(text)
     assert reconstructs(spec, graph), text
     skips = {s["merge"] if "merge" in s else "add" for s in spec.get("skips", [])} or {"none"}
-    event(f"bottleneck {graph.bottleneck.kind}, skips {'/'.join(sorted(skips))}")
+    written = "items" if graph.bottleneck is None else graph.bottleneck.kind
+    event(f"bottleneck {written}, skips {'/'.join(sorted(skips))}")
     for construct in sorted(constructs(graph)):
         event(construct)
 

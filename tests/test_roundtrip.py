@@ -16,6 +16,7 @@ CASES = [
     ("resnet_ae_preact.yaml", {"n_residual_blocks": 1}),
     ("res_ae_mnist.yaml", {}),
     ("res_ae_mnist.yaml", {"batch_norm": True, "dropout_rate": 0.1, "units_per_block": 2}),
+    ("res_ae_mnist.yaml", {"decoder_blocks": [[32, 16, 2], [1, 8, 2]], "units_per_block": 2}),
     ("conv_autoencoder.yaml", {}),
     ("conv_autoencoder.yaml", {"layers": [16, 32, 64, 128], "input_shape": [64, 64, 1]}),
     ("unet_ae.yaml", {}),

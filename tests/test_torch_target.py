@@ -53,6 +53,7 @@ VARIANTS = [
     ),
     ("resnet_ae_preact", {"n_levels": 2, "n_residual_blocks": 2, "input_shape": [32, 32, 3]}),
     ("res_ae_mnist", {"batch_norm": True, "dropout_rate": 0.2, "units_per_block": 2}),
+    ("res_ae_mnist", {"decoder_blocks": [[32, 16, 2], [1, 8, 2]], "units_per_block": 2}),
     (
         "res_ae_mnist",
         {
@@ -97,7 +98,10 @@ def check_model(module, graph):
         if node.kind not in INLINE_OPS:
             model.get_submodule(node.name)
     owners = {k.rsplit(".", 1)[0] for k in model.state_dict()}
-    weighted = {n.name for n in graph.nodes if n.layer.has_weights}
+    # (a transposed conv with a constant kernel and no bias has none)
+    weighted = {
+        n.name for n in graph.nodes if n.layer.has_weights and n.trainable + n.non_trainable
+    }
     assert {o.removesuffix(".embedding") for o in owners} == weighted
     # parameter and buffer counts are the graph's
     trainable, non_trainable, _ = graph.counts()
@@ -131,17 +135,35 @@ def check_model(module, graph):
     for name, p in model.named_parameters():
         assert p.grad is not None, name
         assert torch.isfinite(p.grad).all(), name
+    # batch norm's running statistics as a trained model has them (this batch's, instead of the
+    # initial 0 and 1), so that inference runs at the scale the layers were built for: an
+    # untrained deep network in inference can grow the log-variance until a sample overflows
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average: after one batch, that batch's statistics
+    with torch.no_grad():
+        model(x)
+    # a VAE whose latent is a sample in inference too draws it from the seeded generator
+    sampled = any(n.kind == "vae_sampling" and n.layer.inference == "sample" for n in graph.nodes)
     model.eval()
     with torch.no_grad():
+        torch.manual_seed(0)
         first = check(model(x))
+        torch.manual_seed(0)
         second = check(model(x))
-    for a, b in zip(first, second, strict=True):
-        assert torch.equal(a, b)  # inference is deterministic (VAE: z = mu)
+        torch.manual_seed(1)
+        other = check(model(x))
+    for name, a, b, c in zip(names, first, second, other, strict=True):
+        assert torch.equal(a, b), name  # inference is deterministic for one seed
+        # only a sampled latent makes another seed give another reconstruction
+        assert torch.equal(a, c) == (not sampled or name != "reconstruction"), name
     # encode/decode compose to forward in eval mode
     with torch.no_grad():
+        torch.manual_seed(0)
         code = model.encode(x)
         if graph.bottleneck.kind == "variational":
-            recon = model.decode(code[0])
+            recon = model.decode(model.bottleneck.reparameterize(*code))
         elif graph.bottleneck.kind == "vector_quantized":
             recon = model.decode(code[0])
         elif isinstance(code, tuple):

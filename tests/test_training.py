@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import struct
 import subprocess
 import sys
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from specgen.cli import main
@@ -175,3 +182,186 @@ def test_keras_training_falls_under_mirrored_strategy_and_resumes(keras_workdir)
     again = metrics(resumed)["history"]
     assert [r["epoch"] for r in again] == [1, 2, 3]
     assert again[-1]["val_loss"] == pytest.approx(history[-1]["val_loss"], rel=1e-4)
+
+
+# ----------------------------------------------------------------------------------------------
+# Sequences and volumes: the scripts of 1-D and 3-D specs
+
+#: Tiny specs of spatial rank 1 and 3 whose bottleneck samples its latent (so the loss has a KL
+#: term), each with the shape of an .npy file it trains on: (N, *spatial, C), or (N, *spatial)
+#: for one channel.
+RANKED = {
+    1: (
+        """\
+specgen: 1
+name: seq_vae
+input: {shape: [32, 2]}
+encoder:
+  - {kind: conv, filters: 8, kernel_size: 3, strides: 2}
+  - {kind: relu}
+bottleneck: {kind: diagonal_gaussian, latent_channels: 4}
+decoder:
+  - {kind: conv_transpose, filters: 8, kernel_size: 4, strides: 2, padding: 1}
+  - {kind: relu}
+  - {kind: conv, filters: 2, kernel_size: 3}
+output: {activation: sigmoid}
+""",
+        (24, 32, 2),
+    ),
+    3: (
+        """\
+specgen: 1
+name: volume_vae
+input: {shape: [4, 8, 8, 1]}
+encoder:
+  - {kind: conv, filters: 4, kernel_size: 3, strides: [1, 2, 2]}
+  - {kind: relu}
+bottleneck: {kind: diagonal_gaussian, latent_channels: 2}
+decoder:
+  - {kind: conv_transpose, filters: 4, kernel_size: 3, strides: [1, 2, 2]}
+  - {kind: relu}
+  - {kind: conv, filters: 1, kernel_size: 3}
+output: {activation: sigmoid}
+""",
+        (24, 4, 8, 8),
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def ranked(tmp_path_factory):
+    """{rank: the folder of the rank's generated models and training scripts}."""
+    out = tmp_path_factory.mktemp("ranked")
+    folders = {}
+    for rank, (text, _) in RANKED.items():
+        spec = out / f"rank{rank}.yaml"
+        spec.write_text(text)
+        targets = ["--target", "torch", "--target", "keras", "--target", "train"]
+        assert main(["generate", str(spec), "-o", str(out / "gen"), *targets]) == 0
+        folders[rank] = out / "gen" / text.split("name: ")[1].split("\n")[0]
+    return folders
+
+
+def run_any(folder, framework, *args, check=True):
+    cmd = [sys.executable, str(folder / f"train_{framework}.py"), *map(str, args)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, check=False, timeout=600, cwd=folder, env=env
+    )
+    if check:
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc
+
+
+def png_pixels(path) -> np.ndarray:
+    """The RGB or grey pixels of a PNG the scripts write (8-bit, no filters), as (H, W, C)."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, at = {}, 8
+    while at < len(data):
+        (size,) = struct.unpack(">I", data[at : at + 4])
+        kind = data[at + 4 : at + 8]
+        chunks[kind] = chunks.get(kind, b"") + data[at + 8 : at + 8 + size]
+        at += 12 + size
+    width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+    assert depth == 8
+    channels = {0: 1, 2: 3}[colour]
+    rows = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), np.uint8)
+    rows = rows.reshape(height, 1 + width * channels)
+    assert not rows[:, 0].any()  # no filters
+    return rows[:, 1:].reshape(height, width, channels)
+
+
+def module_of(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("rank", sorted(RANKED))
+def test_one_epoch_of_a_sequence_or_volume_model_in_both_frameworks(rank, ranked, tmp_path):
+    """One epoch on the demo data and on an .npy file, in PyTorch and in Keras: the loss has
+    its KL term, the preview is the rank's (line plots, or middle slices), and the
+    checkpoints load into the generated models."""
+    folder, (_, shape) = ranked[rank], RANKED[rank]
+    data = tmp_path / "data.npy"
+    np.save(data, np.random.default_rng(rank).integers(0, 256, shape, dtype=np.uint8))
+    sources = {Path("demo"): ("--log-every", "5"), data: ("--batch-size", "4", "--log-every", "1")}
+    jobs = {
+        (framework, source): (folder, framework, "--epochs", "1", *args)
+        + ("--data", source, "--out", tmp_path / f"{framework}_{source.stem}")
+        for framework in ("torch", "keras")
+        for source, args in sources.items()
+    }
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        procs = dict(zip(jobs, pool.map(lambda job: run_any(*job), jobs.values()), strict=True))
+    for (framework, source), proc in procs.items():
+        out = tmp_path / f"{framework}_{source.stem}"
+        assert " kl " in proc.stdout, proc.stdout
+        final = metrics(out)["final"]
+        assert final["epoch"] == 1 and np.isfinite(final["val_loss"]), final
+        pixels = png_pixels(out / "reconstructions_epoch001.png")
+        shown = 8 if source.name == "demo" else 2  # the validation samples: 10% of them
+        if rank == 1:  # line plots: input (black) and reconstruction (red) over grey strips
+            assert pixels.shape == (shown * (2 * 50 + 6), 260, 3)
+            colours = {tuple(p) for p in pixels.reshape(-1, 3)}
+            assert (0, 0, 0) in colours and (217, 26, 26) in colours
+        else:  # the middle D-slices of inputs above reconstructions, as the 2-D grid has them
+            assert pixels.shape == (2 * 8 + 6, shown * 10, 1)
+    from safetensors.torch import load_file
+
+    import keras
+    import torch
+
+    channels_first = module_of(folder / "torch_model.py", f"rank{rank}_torch_model")
+    channels_last = module_of(folder / "keras_model.py", f"rank{rank}_keras_model")
+    x = np.load(data).reshape(shape[0], *channels_last.INPUT_SHAPE) / np.float32(255)
+    for source in ("demo", "data"):
+        model = channels_first.build_model()
+        model.load_state_dict(load_file(tmp_path / f"torch_{source}" / "model.safetensors"))
+        with torch.no_grad():
+            recon = model(torch.from_numpy(np.moveaxis(x, -1, 1)))[0]
+        assert tuple(recon.shape) == (shape[0], *channels_first.INPUT_SHAPE)
+        model = channels_last.build_model()
+        model.load_weights(str(tmp_path / f"keras_{source}" / "model.weights.h5"))
+        recon = model(keras.ops.convert_to_tensor(x))[0]
+        assert tuple(recon.shape) == (shape[0], *channels_last.INPUT_SHAPE)
+
+
+def test_a_volume_model_given_an_image_folder_says_which_data_it_takes(ranked, tmp_path):
+    image = pytest.importorskip("PIL.Image")
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(4):  # 8x8 grey images: the size of the volumes' slices
+        image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(images / f"{i}.png")
+    proc = run_any(ranked[3], "torch", "--data", images, "--out", tmp_path / "run", check=False)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert lines[0] == (
+        f"--data {images}: a folder, but this model takes volumes (D x H x W x C = 4x8x8x1), "
+        "read only from 'demo' or a .npy/.npz array of shape (N, 4, 8, 8, 1); image folders "
+        "are for 2-D models"
+    )
+    assert not (tmp_path / "run" / "checkpoint.json").exists()
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_training_scripts_are_lint_clean_at_every_rank(rank, tmp_path, repo_root):
+    """The scripts of every rank pass the pinned linter and formatter with their defaults."""
+    if rank == 2:
+        path = repo_root / "specs" / "conv_autoencoder.yaml"
+    else:
+        path = tmp_path / "spec.yaml"
+        path.write_text(RANKED[rank][0])
+    assert main(["generate", str(path), "-o", str(tmp_path / "gen"), "--target", "train"]) == 0
+    scripts = sorted(str(p) for p in (tmp_path / "gen").glob("*/train_*.py"))
+    assert len(scripts) == 2
+    for args in (["check", "--isolated"], ["format", "--isolated", "--check"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "ruff", *args, *scripts],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -45,11 +45,17 @@ from keras_model import INPUT_SHAPE, build_model
 MODEL_NAME = "monai_unet"
 #: What installs the modules this script needs.
 INSTALL = "pip install 'specgen[keras]'"
-#: The images' shape, (H, W, C).
-IMAGE_SHAPE = INPUT_SHAPE
+#: One image's shape, channels last: (H, W, C).
+DATA_SHAPE = INPUT_SHAPE
+#: What the data's samples are called, and their axes.
+ITEM = "image"
+AXES = "H x W x C"
 #: What the model returns, in order, each named by its role: the loss adds beta times the KL
-#: term of a sampled latent (mu, logvar) and the quantizer's loss (vq_loss) when there are such.
+#: term of a sampled latent (mu, logvar), the quantizer's loss (vq_loss) and the rate of the
+#: likelihoods (bits per input position) when there are such.
 OUTPUTS = ("reconstruction",)
+#: The weights an entropy bottleneck's auxiliary loss trains, and nothing else does.
+AUXILIARY = "quantiles"
 #: Whether the model's output reconstructs its input (the loss compares the two).
 RECONSTRUCTS = True
 #: Defaults from the spec's training section.
@@ -67,6 +73,7 @@ DEFAULTS = {
     "staircase": False,
     "loss": "mse",
     "beta": 1.0,
+    "distortion_weight": 1.0,
     "gradient_clip": None,
     "seed": 0,
 }
@@ -78,6 +85,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 GREY_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 #: The largest image read from an image folder, in pixels (width x height).
 MAX_IMAGE_PIXELS = 64_000_000
+#: The demo data: this many samples, fewer where they would take more than DEMO_BYTES as float32.
+DEMO_COUNT = 1024
+DEMO_BYTES = 256 * 2**20
 #: The largest epoch or step number a checkpoint may hold.
 MAX_COUNT = 2**53
 #: What each epoch's record in the history holds.
@@ -97,6 +107,11 @@ def shape_text(shape) -> str:
     return "x".join(str(n) for n in shape)
 
 
+def batch_text() -> str:
+    """The shape of an array of samples: ``(N, 16, 16, 3)``."""
+    return f"(N, {', '.join(str(n) for n in DATA_SHAPE)})"
+
+
 def available_memory() -> int | None:
     """Bytes of memory this machine can still hand out, when the system says."""
     try:
@@ -112,43 +127,44 @@ def available_memory() -> int | None:
         return None
 
 
-def demo_images(count: int, seed: int) -> np.ndarray:
-    """A built-in dataset that needs no download: soft-edged rectangles and discs of random
-    colours on a random background, (count, H, W, C) floats in [0, 1]."""
-    h, w, c = IMAGE_SHAPE
+def demo_data(count: int, seed: int) -> np.ndarray:
+    """A built-in dataset that needs no download: one to three ellipses or boxes (ellipsoids
+    or boxes in a volume) of random colours on a random background, each spanning 15-40% of
+    every axis; (count, *spatial, C) floats in [0, 1]."""
+    *spatial, c = DATA_SHAPE
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    images = np.empty((count, h, w, c), np.float32)
+    extent = np.array(spatial, np.float64)
+    where = np.moveaxis(np.indices(spatial, np.float64), 0, -1)  # (*spatial, axes)
+    data = np.empty((count, *spatial, c), np.float32)
     for i in range(count):
-        image = np.broadcast_to(rng.uniform(0.0, 0.4, c), (h, w, c)).copy()
+        sample = np.broadcast_to(rng.uniform(0.0, 0.4, c), (*spatial, c)).copy()
         for _ in range(rng.integers(1, 4)):
-            cy, cx = rng.uniform(0, h), rng.uniform(0, w)
-            size = rng.uniform(0.15, 0.4) * min(h, w)
+            offset = where - rng.uniform(0.0, extent)
+            size = rng.uniform(0.15, 0.4) * extent
             if rng.random() < 0.5:
-                inside = ((yy - cy) ** 2 + (xx - cx) ** 2) < size**2
+                inside = ((offset / size) ** 2).sum(-1) < 1.0
             else:
-                inside = (abs(yy - cy) < size) & (
-                    abs(xx - cx) < size * rng.uniform(0.5, 1.5)
-                )
-            image[inside] = rng.uniform(0.3, 1.0, c)
-        images[i] = image
-    return images
+                size[1:] *= rng.uniform(0.5, 1.5, len(spatial) - 1)
+                inside = (abs(offset) < size).all(-1)
+            sample[inside] = rng.uniform(0.3, 1.0, c)
+        data[i] = sample
+    return data
 
 
-def check_count(count: int, label: str, what: str = "image(s)") -> None:
+def check_count(count: int, label: str, what: str = f"{ITEM}(s)") -> None:
     if count < 2:
         raise SystemExit(
-            f"{label}: holds {count} {what}; training needs at least 2 images, "
+            f"{label}: holds {count} {what}; training needs at least 2 {ITEM}s, "
             "one to train on and one to validate"
         )
 
 
 def check_array_header(fh, size: int, label: str):
-    """The images' shape (N, H, W, C), dtype and order (Fortran or not) of the .npy data that
-    ``fh`` (``size`` bytes) holds, read from its header and checked before any data is read:
-    numbers, at least two images of the model's shape, as many bytes as the header declares,
-    and few enough to fit in memory."""
-    h, w, c = IMAGE_SHAPE
+    """The samples' shape (N, *DATA_SHAPE), dtype and order (Fortran or not) of the .npy data
+    that ``fh`` (``size`` bytes) holds, read from its header and checked before any data is
+    read: numbers, at least two samples of the model's shape (the channel axis may be left out
+    when there is one channel), as many bytes as the header declares, and few enough to fit in
+    memory."""
     try:
         version = np.lib.format.read_magic(fh)
         if version == (1, 0):
@@ -163,17 +179,17 @@ def check_array_header(fh, size: int, label: str):
         ) from None
     if dtype.kind not in "biuf":
         raise SystemExit(
-            f"{label}: holds values of type {dtype}; images must be numbers: "
+            f"{label}: holds values of type {dtype}; {ITEM}s must be numbers: "
             "uint8 (0-255), uint16 (0-65535) or floats in [0, 1]"
         )
-    images = (*shape, 1) if len(shape) == 3 else tuple(shape)
-    if len(images) != 4 or images[1:] != (h, w, c):
+    samples = (*shape, 1) if len(shape) == len(DATA_SHAPE) else tuple(shape)
+    if len(samples) != len(DATA_SHAPE) + 1 or samples[1:] != DATA_SHAPE:
         raise SystemExit(
-            f"{label}: an array of shape {tuple(shape)}, but the model takes (N, {h}, {w}, {c}) "
-            f"images, {shape_text((h, w, c))} (H x W x C) each; resize the images or change "
+            f"{label}: an array of shape {tuple(shape)}, but the model takes {batch_text()} "
+            f"{ITEM}s, {shape_text(DATA_SHAPE)} ({AXES}) each; resize the {ITEM}s or change "
             "the spec's input shape"
         )
-    check_count(images[0], label)
+    check_count(samples[0], label)
     need = math.prod(shape) * dtype.itemsize
     have = size - fh.tell()
     if need > have:
@@ -182,44 +198,44 @@ def check_array_header(fh, size: int, label: str):
             f"({size_text(need)}), but the file holds only {size_text(max(have, 0))} of "
             "data; the file is truncated or damaged"
         )
-    # the float32 images, then their training and validation parts, and their copy for the model
+    # the float32 samples, then their training and validation parts, and their copy for the model
     floats = 3 * math.prod(shape) * 4
     free = available_memory()
     if free is not None and floats > free:
         raise SystemExit(
-            f"{label}: {images[0]:,} images need about {size_text(floats)} of memory as "
-            f"float32, but only {size_text(free)} is available; train on fewer images"
+            f"{label}: {samples[0]:,} {ITEM}s need about {size_text(floats)} of memory as "
+            f"float32, but only {size_text(free)} is available; train on fewer {ITEM}s"
         )
-    return images, dtype, "F" if fortran else "C"
+    return samples, dtype, "F" if fortran else "C"
 
 
 def unit_range(array: np.ndarray, label: str) -> np.ndarray:
-    """Images as float32 in [0, 1]: uint8 is divided by 255, uint16 by 65535, and floats must
-    already lie in [0, 1]."""
+    """Samples as float32 in [0, 1]: uint8 is divided by 255, uint16 by 65535, and floats
+    must already lie in [0, 1]."""
     kind = array.dtype.kind
     if kind == "i" or (kind == "u" and array.dtype.itemsize > 2):
         raise SystemExit(
-            f"{label}: {array.dtype} images; integer images must be uint8 (0-255) or "
+            f"{label}: {array.dtype} {ITEM}s; integer {ITEM}s must be uint8 (0-255) or "
             "uint16 (0-65535): convert them with .astype(np.uint8) or .astype(np.uint16)"
         )
-    images = np.array(array, np.float32)  # a copy: never the memory-mapped file
+    values = np.array(array, np.float32)  # a copy: never the memory-mapped file
     if kind in "iu":
-        images /= np.iinfo(array.dtype).max
-        return images
+        values /= np.iinfo(array.dtype).max
+        return values
     if kind == "f":
-        low, high = float(images.min()), float(images.max())
+        low, high = float(values.min()), float(values.max())
         if not (math.isfinite(low) and math.isfinite(high)):
             raise SystemExit(f"{label}: holds NaN or infinite values")
         if low < 0.0 or high > 1.0:
             raise SystemExit(
-                f"{label}: float images must lie in [0, 1], found values from {low:.4g} "
+                f"{label}: float {ITEM}s must lie in [0, 1], found values from {low:.4g} "
                 f"to {high:.4g}; divide them by their largest possible value first"
             )
-    return images
+    return values
 
 
 def load_array(path: Path, name: str | None, label: str) -> np.ndarray:
-    """The images of a .npy file, or of one array of a .npz file."""
+    """The samples of a .npy file, or of one array of a .npz file."""
     try:
         if not path.is_file():
             raise SystemExit(f"{label}: no such file, or not a regular file")
@@ -237,7 +253,7 @@ def load_array(path: Path, name: str | None, label: str) -> np.ndarray:
             }
             if not arrays:
                 raise SystemExit(
-                    f"{label}: holds no arrays; save the images with np.savez(file, images=...)"
+                    f"{label}: holds no arrays; save them with np.savez(file, {ITEM}s=...)"
                 )
             listed = ", ".join(sorted(arrays))
             if name is None and len(arrays) > 1:
@@ -273,7 +289,7 @@ def too_big(file: str, size: str) -> SystemExit:
 def image_pixels(Image, file: str) -> np.ndarray:
     """One image file as (H, W, C) floats in [0, 1] with the model's channels, read only when
     it is a regular file of the model's size and no larger than MAX_IMAGE_PIXELS."""
-    h, w, c = IMAGE_SHAPE
+    h, w, c = DATA_SHAPE
     try:
         fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
@@ -322,7 +338,7 @@ def image_pixels(Image, file: str) -> np.ndarray:
 def load_folder(path: Path, label: str) -> np.ndarray:
     """The .png/.jpg images of a folder: regular files only (others are skipped, with a
     message), all of the model's size; grey images are repeated for an RGB model."""
-    h, w, c = IMAGE_SHAPE
+    h, w, c = DATA_SHAPE
     if c not in (1, 3):
         raise SystemExit(
             f"{label}: the model takes {c}-channel images and an image folder gives 1 or 3; "
@@ -354,12 +370,13 @@ def load_folder(path: Path, label: str) -> np.ndarray:
     return images
 
 
-def load_images(source: str, seed: int) -> np.ndarray:
+def load_data(source: str, seed: int) -> np.ndarray:
     """Images as (N, H, W, C) floats in [0, 1]: 'demo', a .npy file, one array of a .npz file
     (FILE.npz:NAME, or a file holding one array) or a folder of .png/.jpg files of the
     model's size (needs Pillow). Integer images are scaled by their type's largest value."""
     if source == "demo":
-        return demo_images(1024, seed)
+        count = max(2, min(DEMO_COUNT, DEMO_BYTES // (4 * math.prod(DATA_SHAPE))))
+        return demo_data(count, seed)
     path, name = Path(source), None
     if not path.exists() and ".npz:" in source:
         file, _, name = source.rpartition(":")
@@ -373,14 +390,14 @@ def load_images(source: str, seed: int) -> np.ndarray:
     )
 
 
-def split(images: np.ndarray, val_fraction: float, seed: int):
-    """(training, validation) images: the validation part holds at least one image and leaves
-    at least one to train on."""
+def split(data: np.ndarray, val_fraction: float, seed: int):
+    """(training, validation) samples: the validation part holds at least one sample and
+    leaves at least one to train on."""
     if not 0.0 < val_fraction < 1.0:
         raise SystemExit(f"--val-fraction {val_fraction}: must lie between 0 and 1")
-    order = np.random.default_rng(seed).permutation(len(images))
-    n_val = min(len(images) - 1, max(1, round(len(images) * val_fraction)))
-    return images[order[n_val:]], images[order[:n_val]]
+    order = np.random.default_rng(seed).permutation(len(data))
+    n_val = min(len(data) - 1, max(1, round(len(data) * val_fraction)))
+    return data[order[n_val:]], data[order[:n_val]]
 
 
 def learning_rate_factor(args, step: int) -> float:
@@ -523,7 +540,7 @@ def read_checkpoint(out: Path) -> dict:
 
 
 def png_bytes(image: np.ndarray) -> bytes:
-    """An (H, W, C) image in [0, 1] as an 8-bit PNG, with the standard library only."""
+    """An (H, W, C) picture in [0, 1] as an 8-bit PNG, with the standard library only."""
     pixels = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     if pixels.shape[2] == 2:
         pixels = pixels[..., :1]
@@ -558,6 +575,11 @@ def image_grid(inputs: np.ndarray, outputs: np.ndarray, columns: int = 8) -> np.
     return grid
 
 
+def preview(inputs: np.ndarray, outputs: np.ndarray) -> bytes:
+    """The first validation images above their reconstructions, a PNG."""
+    return png_bytes(image_grid(inputs, outputs))
+
+
 def psnr(mse: float) -> float:
     return 10.0 * math.log10(1.0 / max(mse, 1e-12))
 
@@ -586,6 +608,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--loss", choices=("mse", "l1", "bce"), default=DEFAULTS["loss"])
     p.add_argument(
         "--beta", type=float, default=DEFAULTS["beta"], help="weight of the KL term"
+    )
+    p.add_argument(
+        "--distortion-weight",
+        type=float,
+        default=DEFAULTS["distortion_weight"],
+        help="weight of the reconstruction loss",
     )
     p.add_argument(
         "--clip",
@@ -624,25 +652,45 @@ def reconstruction_loss(kind: str, recon, x):
 
 
 def compute_loss(model, x, args, training: bool):
-    """(loss, reconstruction): the reconstruction loss, + beta * KL per input element for a
-    sampled latent, + the quantizer's loss. The KL of each image is summed over its latent's
-    elements, then averaged over the batch."""
+    """(loss, reconstruction, terms): distortion_weight * the reconstruction loss, + beta * KL
+    per input element for a sampled latent, + the quantizer's loss, + the rate of the
+    likelihoods in bits per input position. The KL of each sample is summed over its latent's
+    elements, then averaged over the batch. ``terms`` holds the KL term (kl), the rate (bpp)
+    and the entropy bottlenecks' auxiliary loss (aux), each when the model has it."""
     outputs = model(x, training=training)
-    outputs = dict(
-        zip(OUTPUTS, outputs if isinstance(outputs, tuple) else (outputs,), strict=True)
-    )
-    recon = outputs["reconstruction"]
-    loss = reconstruction_loss(args.loss, recon, x)
-    if "mu" in outputs:
-        mu, logvar = outputs["mu"], outputs["logvar"]
-        terms = tf.square(mu) + tf.exp(logvar) - 1.0 - logvar
-        per_sample = tf.reduce_sum(tf.reshape(terms, (tf.shape(mu)[0], -1)), 1)
-        kl = 0.5 * tf.reduce_mean(per_sample)
-        per_image = float(np.prod(IMAGE_SHAPE))
-        loss = loss + args.beta * kl / per_image
-    if "vq_loss" in outputs:
-        loss = loss + outputs["vq_loss"]
-    return loss, recon
+    by_role: dict[str, list] = {}
+    for role, value in zip(
+        OUTPUTS, outputs if isinstance(outputs, tuple) else (outputs,), strict=True
+    ):
+        by_role.setdefault(role, []).append(value)
+    (recon,) = by_role["reconstruction"]
+    loss = args.distortion_weight * reconstruction_loss(args.loss, recon, x)
+    terms = {}
+    if "mu" in by_role:
+        (mu,), (logvar,) = by_role["mu"], by_role["logvar"]
+        kl_terms = tf.square(mu) + tf.exp(logvar) - 1.0 - logvar
+        per_sample = tf.reduce_sum(tf.reshape(kl_terms, (tf.shape(mu)[0], -1)), 1)
+        terms["kl"] = 0.5 * tf.reduce_mean(per_sample)
+        per_sample = float(np.prod(DATA_SHAPE))
+        loss = loss + args.beta * terms["kl"] / per_sample
+    if "vq_loss" in by_role:
+        loss = loss + by_role["vq_loss"][0]
+    if "likelihoods" in by_role:
+        positions = float(np.prod(DATA_SHAPE[:-1]))
+        positions = tf.cast(tf.shape(x)[0], tf.float32) * positions
+        nats = 0.0
+        for p in by_role["likelihoods"]:
+            nats += tf.reduce_sum(tf.math.log(tf.cast(p, tf.float32)))
+        terms["bpp"] = nats / (-math.log(2) * positions)
+        loss = loss + terms["bpp"]
+    auxiliary = [
+        layer.aux_loss()
+        for layer in model._flatten_layers(include_self=False)
+        if hasattr(layer, "aux_loss")
+    ]
+    if auxiliary:
+        terms["aux"] = tf.add_n(auxiliary)
+    return loss, recon, terms
 
 
 def make_optimizer(args):
@@ -712,8 +760,8 @@ def main(argv=None) -> dict:
             "input, so training it needs targets, which this script does not read"
         )
     out = run_folder(args.out, create=True)
-    images = load_images(args.data, args.seed)
-    train_set, val_set = split(images, args.val_fraction, args.seed)
+    data = load_data(args.data, args.seed)
+    train_set, val_set = split(data, args.val_fraction, args.seed)
     if args.batch_size < 1:
         raise SystemExit(f"--batch-size {args.batch_size}: must be 1 or more")
     keras.utils.set_random_seed(args.seed)
@@ -729,12 +777,17 @@ def main(argv=None) -> dict:
     with strategy.scope():
         model = build_model()
         optimizer = make_optimizer(args)
+        # an entropy bottleneck's quantiles follow its auxiliary loss alone: no decay, no
+        # clipping
+        optimizer.exclude_from_weight_decay(var_names=[AUXILIARY])
     replicas = strategy.num_replicas_in_sync
+    main = [not w.path.endswith(AUXILIARY) for w in model.trainable_weights]
 
     def replica_step(x):
         with tf.GradientTape() as tape:
-            loss, _ = compute_loss(model, x, args, training=True)
-            total = loss
+            loss, _, terms = compute_loss(model, x, args, training=True)
+            # the auxiliary loss reaches only the quantiles, which the loss never does
+            total = loss + terms.get("aux", 0.0)
             if args.l2:
                 kernels = [w for w in model.trainable_weights if "kernel" in w.path]
                 total += args.l2 * tf.add_n(
@@ -743,14 +796,20 @@ def main(argv=None) -> dict:
             scaled = total / replicas
         grads = tape.gradient(scaled, model.trainable_weights)
         if args.clip:
-            grads, _ = tf.clip_by_global_norm(grads, args.clip)
+            norm = tf.linalg.global_norm([g for g, m in zip(grads, main) if m])
+            clipped, _ = tf.clip_by_global_norm(grads, args.clip, use_norm=norm)
+            grads = [c if m else g for g, c, m in zip(grads, clipped, main)]
         optimizer.apply_gradients(zip(grads, model.trainable_weights, strict=True))
-        return loss
+        return loss, terms
 
     @tf.function
     def train_step(x):
-        losses = strategy.run(replica_step, args=(x,))
-        return strategy.reduce(tf.distribute.ReduceOp.MEAN, losses, axis=None)
+        loss, terms = strategy.run(replica_step, args=(x,))
+
+        def mean(value):
+            return strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+
+        return mean(loss), {k: mean(v) for k, v in terms.items()}
 
     history: list[dict] = []
     epoch0, step = 0, 0
@@ -767,15 +826,20 @@ def main(argv=None) -> dict:
         started, losses = time.perf_counter(), []
         for x in strategy.experimental_distribute_dataset(batches):
             optimizer.learning_rate.assign(args.lr * learning_rate_factor(args, step))
-            loss = float(train_step(x))
+            loss, terms = train_step(x)
+            loss = float(loss)
             step += 1
             losses.append(loss)
             if main_process and step % args.log_every == 0:
-                print(f"epoch {epoch + 1} step {step}: loss {loss:.5f}", flush=True)
+                terms_text = "".join(f" {k} {float(v):.5f}" for k, v in terms.items())
+                print(
+                    f"epoch {epoch + 1} step {step}: loss {loss:.5f}{terms_text}",
+                    flush=True,
+                )
         val_losses, val_mse, shown = [], [], None
         for first in range(0, len(val_set), args.batch_size):
             x = val_set[first : first + args.batch_size]
-            loss, recon = compute_loss(model, x, args, training=False)
+            loss, recon, _ = compute_loss(model, x, args, training=False)
             recon = np.asarray(recon, np.float32)
             if shown is None:
                 shown = recon[:8]
@@ -798,7 +862,7 @@ def main(argv=None) -> dict:
             write_file(
                 out,
                 f"reconstructions_epoch{epoch + 1:03d}.png",
-                png_bytes(image_grid(val_set[:8], shown)),
+                preview(val_set[:8], shown),
             )
             save_checkpoint(
                 out,

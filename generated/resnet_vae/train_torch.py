@@ -7,9 +7,10 @@
 
 Defaults come from the spec's training section. Under torchrun every process trains on its shard
 of each batch (DistributedSampler); rank 0 logs, validates and writes checkpoints
-(safetensors), image grids and the metrics. --resume continues from the last checkpoint in --out.
-Every file is written atomically into --out (a temporary file, then a rename), never through a
-symbolic link; bad data, a damaged checkpoint or a missing module is reported in one line.
+(safetensors), a PNG preview of the reconstructions and the metrics. --resume continues from
+the last checkpoint in --out. Every file is written atomically into --out (a temporary file,
+then a rename), never through a symbolic link; bad data, a damaged checkpoint or a missing
+module is reported in one line.
 """
 
 from __future__ import annotations
@@ -48,11 +49,17 @@ from torch_model import INPUT_SHAPE, build_model
 MODEL_NAME = "resnet_vae"
 #: What installs the modules this script needs.
 INSTALL = "pip install 'specgen[torch]'"
-#: The images' shape, (H, W, C).
-IMAGE_SHAPE = (INPUT_SHAPE[1], INPUT_SHAPE[2], INPUT_SHAPE[0])
+#: One image's shape, channels last: (H, W, C); the model takes it channels first.
+DATA_SHAPE = (*INPUT_SHAPE[1:], INPUT_SHAPE[0])
+#: What the data's samples are called, and their axes.
+ITEM = "image"
+AXES = "H x W x C"
 #: What the model returns, in order, each named by its role: the loss adds beta times the KL
-#: term of a sampled latent (mu, logvar) and the quantizer's loss (vq_loss) when there are such.
+#: term of a sampled latent (mu, logvar), the quantizer's loss (vq_loss) and the rate of the
+#: likelihoods (bits per input position) when there are such.
 OUTPUTS = ("reconstruction", "mu", "logvar")
+#: The parameters an entropy bottleneck's auxiliary loss trains, and nothing else does.
+AUXILIARY = "quantiles"
 #: Whether the model's output reconstructs its input (the loss compares the two).
 RECONSTRUCTS = True
 #: Defaults from the spec's training section.
@@ -70,6 +77,7 @@ DEFAULTS = {
     "staircase": False,
     "loss": "mse",
     "beta": 1.0,
+    "distortion_weight": 1.0,
     "gradient_clip": None,
     "seed": 0,
 }
@@ -81,6 +89,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 GREY_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 #: The largest image read from an image folder, in pixels (width x height).
 MAX_IMAGE_PIXELS = 64_000_000
+#: The demo data: this many samples, fewer where they would take more than DEMO_BYTES as float32.
+DEMO_COUNT = 1024
+DEMO_BYTES = 256 * 2**20
 #: The largest epoch or step number a checkpoint may hold.
 MAX_COUNT = 2**53
 #: What each epoch's record in the history holds.
@@ -100,6 +111,11 @@ def shape_text(shape) -> str:
     return "x".join(str(n) for n in shape)
 
 
+def batch_text() -> str:
+    """The shape of an array of samples: ``(N, 16, 16, 3)``."""
+    return f"(N, {', '.join(str(n) for n in DATA_SHAPE)})"
+
+
 def available_memory() -> int | None:
     """Bytes of memory this machine can still hand out, when the system says."""
     try:
@@ -115,43 +131,44 @@ def available_memory() -> int | None:
         return None
 
 
-def demo_images(count: int, seed: int) -> np.ndarray:
-    """A built-in dataset that needs no download: soft-edged rectangles and discs of random
-    colours on a random background, (count, H, W, C) floats in [0, 1]."""
-    h, w, c = IMAGE_SHAPE
+def demo_data(count: int, seed: int) -> np.ndarray:
+    """A built-in dataset that needs no download: one to three ellipses or boxes (ellipsoids
+    or boxes in a volume) of random colours on a random background, each spanning 15-40% of
+    every axis; (count, *spatial, C) floats in [0, 1]."""
+    *spatial, c = DATA_SHAPE
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    images = np.empty((count, h, w, c), np.float32)
+    extent = np.array(spatial, np.float64)
+    where = np.moveaxis(np.indices(spatial, np.float64), 0, -1)  # (*spatial, axes)
+    data = np.empty((count, *spatial, c), np.float32)
     for i in range(count):
-        image = np.broadcast_to(rng.uniform(0.0, 0.4, c), (h, w, c)).copy()
+        sample = np.broadcast_to(rng.uniform(0.0, 0.4, c), (*spatial, c)).copy()
         for _ in range(rng.integers(1, 4)):
-            cy, cx = rng.uniform(0, h), rng.uniform(0, w)
-            size = rng.uniform(0.15, 0.4) * min(h, w)
+            offset = where - rng.uniform(0.0, extent)
+            size = rng.uniform(0.15, 0.4) * extent
             if rng.random() < 0.5:
-                inside = ((yy - cy) ** 2 + (xx - cx) ** 2) < size**2
+                inside = ((offset / size) ** 2).sum(-1) < 1.0
             else:
-                inside = (abs(yy - cy) < size) & (
-                    abs(xx - cx) < size * rng.uniform(0.5, 1.5)
-                )
-            image[inside] = rng.uniform(0.3, 1.0, c)
-        images[i] = image
-    return images
+                size[1:] *= rng.uniform(0.5, 1.5, len(spatial) - 1)
+                inside = (abs(offset) < size).all(-1)
+            sample[inside] = rng.uniform(0.3, 1.0, c)
+        data[i] = sample
+    return data
 
 
-def check_count(count: int, label: str, what: str = "image(s)") -> None:
+def check_count(count: int, label: str, what: str = f"{ITEM}(s)") -> None:
     if count < 2:
         raise SystemExit(
-            f"{label}: holds {count} {what}; training needs at least 2 images, "
+            f"{label}: holds {count} {what}; training needs at least 2 {ITEM}s, "
             "one to train on and one to validate"
         )
 
 
 def check_array_header(fh, size: int, label: str):
-    """The images' shape (N, H, W, C), dtype and order (Fortran or not) of the .npy data that
-    ``fh`` (``size`` bytes) holds, read from its header and checked before any data is read:
-    numbers, at least two images of the model's shape, as many bytes as the header declares,
-    and few enough to fit in memory."""
-    h, w, c = IMAGE_SHAPE
+    """The samples' shape (N, *DATA_SHAPE), dtype and order (Fortran or not) of the .npy data
+    that ``fh`` (``size`` bytes) holds, read from its header and checked before any data is
+    read: numbers, at least two samples of the model's shape (the channel axis may be left out
+    when there is one channel), as many bytes as the header declares, and few enough to fit in
+    memory."""
     try:
         version = np.lib.format.read_magic(fh)
         if version == (1, 0):
@@ -166,17 +183,17 @@ def check_array_header(fh, size: int, label: str):
         ) from None
     if dtype.kind not in "biuf":
         raise SystemExit(
-            f"{label}: holds values of type {dtype}; images must be numbers: "
+            f"{label}: holds values of type {dtype}; {ITEM}s must be numbers: "
             "uint8 (0-255), uint16 (0-65535) or floats in [0, 1]"
         )
-    images = (*shape, 1) if len(shape) == 3 else tuple(shape)
-    if len(images) != 4 or images[1:] != (h, w, c):
+    samples = (*shape, 1) if len(shape) == len(DATA_SHAPE) else tuple(shape)
+    if len(samples) != len(DATA_SHAPE) + 1 or samples[1:] != DATA_SHAPE:
         raise SystemExit(
-            f"{label}: an array of shape {tuple(shape)}, but the model takes (N, {h}, {w}, {c}) "
-            f"images, {shape_text((h, w, c))} (H x W x C) each; resize the images or change "
+            f"{label}: an array of shape {tuple(shape)}, but the model takes {batch_text()} "
+            f"{ITEM}s, {shape_text(DATA_SHAPE)} ({AXES}) each; resize the {ITEM}s or change "
             "the spec's input shape"
         )
-    check_count(images[0], label)
+    check_count(samples[0], label)
     need = math.prod(shape) * dtype.itemsize
     have = size - fh.tell()
     if need > have:
@@ -185,44 +202,44 @@ def check_array_header(fh, size: int, label: str):
             f"({size_text(need)}), but the file holds only {size_text(max(have, 0))} of "
             "data; the file is truncated or damaged"
         )
-    # the float32 images, then their training and validation parts, and their copy for the model
+    # the float32 samples, then their training and validation parts, and their copy for the model
     floats = 3 * math.prod(shape) * 4
     free = available_memory()
     if free is not None and floats > free:
         raise SystemExit(
-            f"{label}: {images[0]:,} images need about {size_text(floats)} of memory as "
-            f"float32, but only {size_text(free)} is available; train on fewer images"
+            f"{label}: {samples[0]:,} {ITEM}s need about {size_text(floats)} of memory as "
+            f"float32, but only {size_text(free)} is available; train on fewer {ITEM}s"
         )
-    return images, dtype, "F" if fortran else "C"
+    return samples, dtype, "F" if fortran else "C"
 
 
 def unit_range(array: np.ndarray, label: str) -> np.ndarray:
-    """Images as float32 in [0, 1]: uint8 is divided by 255, uint16 by 65535, and floats must
-    already lie in [0, 1]."""
+    """Samples as float32 in [0, 1]: uint8 is divided by 255, uint16 by 65535, and floats
+    must already lie in [0, 1]."""
     kind = array.dtype.kind
     if kind == "i" or (kind == "u" and array.dtype.itemsize > 2):
         raise SystemExit(
-            f"{label}: {array.dtype} images; integer images must be uint8 (0-255) or "
+            f"{label}: {array.dtype} {ITEM}s; integer {ITEM}s must be uint8 (0-255) or "
             "uint16 (0-65535): convert them with .astype(np.uint8) or .astype(np.uint16)"
         )
-    images = np.array(array, np.float32)  # a copy: never the memory-mapped file
+    values = np.array(array, np.float32)  # a copy: never the memory-mapped file
     if kind in "iu":
-        images /= np.iinfo(array.dtype).max
-        return images
+        values /= np.iinfo(array.dtype).max
+        return values
     if kind == "f":
-        low, high = float(images.min()), float(images.max())
+        low, high = float(values.min()), float(values.max())
         if not (math.isfinite(low) and math.isfinite(high)):
             raise SystemExit(f"{label}: holds NaN or infinite values")
         if low < 0.0 or high > 1.0:
             raise SystemExit(
-                f"{label}: float images must lie in [0, 1], found values from {low:.4g} "
+                f"{label}: float {ITEM}s must lie in [0, 1], found values from {low:.4g} "
                 f"to {high:.4g}; divide them by their largest possible value first"
             )
-    return images
+    return values
 
 
 def load_array(path: Path, name: str | None, label: str) -> np.ndarray:
-    """The images of a .npy file, or of one array of a .npz file."""
+    """The samples of a .npy file, or of one array of a .npz file."""
     try:
         if not path.is_file():
             raise SystemExit(f"{label}: no such file, or not a regular file")
@@ -240,7 +257,7 @@ def load_array(path: Path, name: str | None, label: str) -> np.ndarray:
             }
             if not arrays:
                 raise SystemExit(
-                    f"{label}: holds no arrays; save the images with np.savez(file, images=...)"
+                    f"{label}: holds no arrays; save them with np.savez(file, {ITEM}s=...)"
                 )
             listed = ", ".join(sorted(arrays))
             if name is None and len(arrays) > 1:
@@ -276,7 +293,7 @@ def too_big(file: str, size: str) -> SystemExit:
 def image_pixels(Image, file: str) -> np.ndarray:
     """One image file as (H, W, C) floats in [0, 1] with the model's channels, read only when
     it is a regular file of the model's size and no larger than MAX_IMAGE_PIXELS."""
-    h, w, c = IMAGE_SHAPE
+    h, w, c = DATA_SHAPE
     try:
         fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
@@ -325,7 +342,7 @@ def image_pixels(Image, file: str) -> np.ndarray:
 def load_folder(path: Path, label: str) -> np.ndarray:
     """The .png/.jpg images of a folder: regular files only (others are skipped, with a
     message), all of the model's size; grey images are repeated for an RGB model."""
-    h, w, c = IMAGE_SHAPE
+    h, w, c = DATA_SHAPE
     if c not in (1, 3):
         raise SystemExit(
             f"{label}: the model takes {c}-channel images and an image folder gives 1 or 3; "
@@ -357,12 +374,13 @@ def load_folder(path: Path, label: str) -> np.ndarray:
     return images
 
 
-def load_images(source: str, seed: int) -> np.ndarray:
+def load_data(source: str, seed: int) -> np.ndarray:
     """Images as (N, H, W, C) floats in [0, 1]: 'demo', a .npy file, one array of a .npz file
     (FILE.npz:NAME, or a file holding one array) or a folder of .png/.jpg files of the
     model's size (needs Pillow). Integer images are scaled by their type's largest value."""
     if source == "demo":
-        return demo_images(1024, seed)
+        count = max(2, min(DEMO_COUNT, DEMO_BYTES // (4 * math.prod(DATA_SHAPE))))
+        return demo_data(count, seed)
     path, name = Path(source), None
     if not path.exists() and ".npz:" in source:
         file, _, name = source.rpartition(":")
@@ -376,14 +394,14 @@ def load_images(source: str, seed: int) -> np.ndarray:
     )
 
 
-def split(images: np.ndarray, val_fraction: float, seed: int):
-    """(training, validation) images: the validation part holds at least one image and leaves
-    at least one to train on."""
+def split(data: np.ndarray, val_fraction: float, seed: int):
+    """(training, validation) samples: the validation part holds at least one sample and
+    leaves at least one to train on."""
     if not 0.0 < val_fraction < 1.0:
         raise SystemExit(f"--val-fraction {val_fraction}: must lie between 0 and 1")
-    order = np.random.default_rng(seed).permutation(len(images))
-    n_val = min(len(images) - 1, max(1, round(len(images) * val_fraction)))
-    return images[order[n_val:]], images[order[:n_val]]
+    order = np.random.default_rng(seed).permutation(len(data))
+    n_val = min(len(data) - 1, max(1, round(len(data) * val_fraction)))
+    return data[order[n_val:]], data[order[:n_val]]
 
 
 def learning_rate_factor(args, step: int) -> float:
@@ -526,7 +544,7 @@ def read_checkpoint(out: Path) -> dict:
 
 
 def png_bytes(image: np.ndarray) -> bytes:
-    """An (H, W, C) image in [0, 1] as an 8-bit PNG, with the standard library only."""
+    """An (H, W, C) picture in [0, 1] as an 8-bit PNG, with the standard library only."""
     pixels = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     if pixels.shape[2] == 2:
         pixels = pixels[..., :1]
@@ -561,6 +579,11 @@ def image_grid(inputs: np.ndarray, outputs: np.ndarray, columns: int = 8) -> np.
     return grid
 
 
+def preview(inputs: np.ndarray, outputs: np.ndarray) -> bytes:
+    """The first validation images above their reconstructions, a PNG."""
+    return png_bytes(image_grid(inputs, outputs))
+
+
 def psnr(mse: float) -> float:
     return 10.0 * math.log10(1.0 / max(mse, 1e-12))
 
@@ -589,6 +612,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--loss", choices=("mse", "l1", "bce"), default=DEFAULTS["loss"])
     p.add_argument(
         "--beta", type=float, default=DEFAULTS["beta"], help="weight of the KL term"
+    )
+    p.add_argument(
+        "--distortion-weight",
+        type=float,
+        default=DEFAULTS["distortion_weight"],
+        help="weight of the reconstruction loss",
     )
     p.add_argument(
         "--clip",
@@ -627,24 +656,36 @@ def reconstruction_loss(
 
 
 def compute_loss(model, x: torch.Tensor, args):
-    """(loss, reconstruction, KL or None): the reconstruction loss, + beta * KL per input element
-    for a sampled latent, + the quantizer's loss. The KL of each image is summed over its
-    latent's elements, then averaged over the batch."""
+    """(loss, reconstruction, terms): distortion_weight * the reconstruction loss, + beta * KL
+    per input element for a sampled latent, + the quantizer's loss, + the rate of the
+    likelihoods in bits per input position. The KL of each sample is summed over its latent's
+    elements, then averaged over the batch. ``terms`` holds the KL term (kl), the rate (bpp)
+    and the entropy bottlenecks' auxiliary loss (aux), each when the model has it."""
     outputs = model(x)
-    outputs = dict(
-        zip(OUTPUTS, outputs if isinstance(outputs, tuple) else (outputs,), strict=True)
-    )
-    recon = outputs["reconstruction"]
-    loss = reconstruction_loss(args.loss, recon, x)
-    kl = None
-    if "mu" in outputs:
-        mu, logvar = outputs["mu"], outputs["logvar"]
-        terms = torch.flatten(mu**2 + logvar.exp() - 1.0 - logvar, 1)
-        kl = 0.5 * terms.sum(1).mean()
-        loss = loss + args.beta * kl / x[0].numel()
-    if "vq_loss" in outputs:
-        loss = loss + outputs["vq_loss"]
-    return loss, recon, kl
+    by_role: dict[str, list] = {}
+    for role, value in zip(
+        OUTPUTS, outputs if isinstance(outputs, tuple) else (outputs,), strict=True
+    ):
+        by_role.setdefault(role, []).append(value)
+    (recon,) = by_role["reconstruction"]
+    loss = args.distortion_weight * reconstruction_loss(args.loss, recon, x)
+    terms = {}
+    if "mu" in by_role:
+        (mu,), (logvar,) = by_role["mu"], by_role["logvar"]
+        kl_terms = torch.flatten(mu**2 + logvar.exp() - 1.0 - logvar, 1)
+        terms["kl"] = 0.5 * kl_terms.sum(1).mean()
+        loss = loss + args.beta * terms["kl"] / x[0].numel()
+    if "vq_loss" in by_role:
+        loss = loss + by_role["vq_loss"][0]
+    if "likelihoods" in by_role:
+        positions = x.shape[0] * math.prod(x.shape[2:])
+        nats = sum(torch.log(p.float()).sum() for p in by_role["likelihoods"])
+        terms["bpp"] = nats / (-math.log(2) * positions)
+        loss = loss + terms["bpp"]
+    auxiliary = [m.aux_loss() for m in model.modules() if hasattr(m, "aux_loss")]
+    if auxiliary:
+        terms["aux"] = sum(auxiliary)
+    return loss, recon, terms
 
 
 def save_checkpoint(out: Path, model, optimizer, state: dict) -> None:
@@ -780,32 +821,39 @@ def main(argv=None) -> dict:
     out = run_folder(args.out, create=main_process)
     torch.manual_seed(args.seed)  # the same initial weights in every process
     np.random.seed(args.seed)
-    images = load_images(args.data, args.seed)
-    train_set, val_set = split(images, args.val_fraction, args.seed)
+    data = load_data(args.data, args.seed)
+    train_set, val_set = split(data, args.val_fraction, args.seed)
     if len(train_set) < world or args.batch_size < 1:
         raise SystemExit(
-            f"--batch-size {args.batch_size} with {len(train_set)} training images and "
-            f"{world} process(es): need a batch size of 1 or more and an image per process"
+            f"--batch-size {args.batch_size} with {len(train_set)} training {ITEM}s and "
+            f"{world} process(es): need a batch size of 1 or more and one {ITEM} per process"
         )
-    train_x = torch.from_numpy(np.ascontiguousarray(train_set.transpose(0, 3, 1, 2)))
-    val_x = torch.from_numpy(np.ascontiguousarray(val_set.transpose(0, 3, 1, 2)))
+    # the data is channels last, (N, *spatial, C); the model takes (N, C, *spatial)
+    train_x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(train_set, -1, 1)))
+    val_x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(val_set, -1, 1)))
     model = build_model(device)
     net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     decay = args.l2 if args.optimizer != "adamw" else 0.0
+    # an entropy bottleneck's quantiles follow its auxiliary loss alone: no decay, no clipping
+    main = [p for n, p in model.named_parameters() if not n.endswith(AUXILIARY)]
+    auxiliary = [p for n, p in model.named_parameters() if n.endswith(AUXILIARY)]
+    groups = [{"params": main}]
+    if auxiliary:
+        groups.append({"params": auxiliary, "weight_decay": 0.0})
     if args.optimizer == "sgd":
         optimizer = torch.optim.SGD(
-            model.parameters(),
+            groups,
             lr=args.lr,
             momentum=args.momentum,
             weight_decay=args.weight_decay + decay,
         )
     elif args.optimizer == "adamw":
         optimizer = torch.optim.AdamW(
-            model.parameters(), lr=args.lr, weight_decay=args.weight_decay
+            groups, lr=args.lr, weight_decay=args.weight_decay
         )
     else:
         optimizer = torch.optim.Adam(
-            model.parameters(), lr=args.lr, weight_decay=args.weight_decay + decay
+            groups, lr=args.lr, weight_decay=args.weight_decay + decay
         )
     history: list[dict] = []
     epoch0, step = 0, 0
@@ -829,19 +877,20 @@ def main(argv=None) -> dict:
             for group in optimizer.param_groups:
                 group["lr"] = args.lr * learning_rate_factor(args, step)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                loss, recon, kl = compute_loss(net, x, args)
+                loss, recon, terms = compute_loss(net, x, args)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # the auxiliary loss reaches only the quantiles, which the loss never does
+            (loss + terms.get("aux", 0.0)).backward()
             if args.clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+                torch.nn.utils.clip_grad_norm_(main, args.clip)
             optimizer.step()
             step += 1
             losses.append(loss.item())
             if main_process and step % args.log_every == 0:
                 mse = F.mse_loss(recon.float(), x).item()
-                kl_text = "" if kl is None else f" kl {kl.item():.5f}"
+                terms_text = "".join(f" {k} {v.item():.5f}" for k, v in terms.items())
                 print(
-                    f"epoch {epoch + 1} step {step}: loss {loss.item():.5f}{kl_text} "
+                    f"epoch {epoch + 1} step {step}: loss {loss.item():.5f}{terms_text} "
                     f"psnr {psnr(mse):.2f} dB lr {optimizer.param_groups[0]['lr']:.3g}",
                     flush=True,
                 )
@@ -854,7 +903,7 @@ def main(argv=None) -> dict:
                 x = val_x[first : first + args.batch_size].to(device)
                 loss, recon, _ = compute_loss(model, x, args)
                 if first == 0:
-                    shown = recon[:8].float().cpu().numpy().transpose(0, 2, 3, 1)
+                    shown = recon[:8].float().movedim(1, -1).cpu().numpy()
                 val_losses.append(loss.item() * len(x))
                 val_mse.append(F.mse_loss(recon.float(), x, reduction="sum").item())
         record = {
@@ -870,8 +919,8 @@ def main(argv=None) -> dict:
             f"val loss {record['val_loss']:.5f}, val psnr {record['val_psnr']:.2f} dB",
             flush=True,
         )
-        grid = image_grid(val_set[:8], shown)
-        write_file(out, f"reconstructions_epoch{epoch + 1:03d}.png", png_bytes(grid))
+        picture = preview(val_set[:8], shown)
+        write_file(out, f"reconstructions_epoch{epoch + 1:03d}.png", picture)
         save_checkpoint(
             out,
             model,

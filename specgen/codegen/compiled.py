@@ -31,6 +31,9 @@ def render(graph: ModelGraph, target: str, label: str) -> str:
 
 def compile_module(graph: ModelGraph, target: str, label: str = "<spec>") -> types.ModuleType:
     """The generated ``<target>_model.py`` of ``graph``, executed as a fresh module."""
+    from ..plugins import check_implementations
+
+    check_implementations(graph, target)  # a plugin's missing implementation: one clear line
     text = render(graph, target, label)
     module = types.ModuleType(f"specgen_generated_{graph.name}_{target}")
     module.__file__ = f"<specgen {graph.name}/{target}_model.py>"

@@ -1,9 +1,9 @@
 """The Keras 3 target: what each node becomes in ``keras``, and how statements print.
 
-Tensors are NHWC, as the spec's semantics are, so 'same' padding, transposed-convolution cropping,
-flattening and concatenation are Keras' own; batch-norm ``momentum`` is Keras' convention too.
-The file has the same classes, attributes and statements as the PyTorch one, built by the shared
-view-model in :mod:`specgen.codegen.pyview`.
+Tensors are channels last (NLC, NHWC, NDHWC), as the spec's semantics are, so 'same' padding,
+transposed-convolution cropping, flattening and concatenation are Keras' own; batch-norm
+``momentum`` is Keras' convention too. The file has the same classes, attributes and statements
+as the PyTorch one, built by the shared view-model in :mod:`specgen.codegen.pyview`.
 """
 
 from __future__ import annotations
@@ -12,18 +12,32 @@ from typing import Any
 
 from ..errors import SpecError, SpecErrors
 from ..graph import ModelGraph, Node
+from ..layers.base import product
 from ..render import render
+from .layout import layout_of, ranked
+from .plugin_layers import from_imports
 from .program import Arg, Ctor, Statement
+from .pyformat import step_lines
 from .pyliteral import literal
 from .pyview import Target, ViewBuilder, call_statement
-from .torch_target import attention_args, entropy_bottleneck_args, gdn_args
+from .torch_target import (
+    attention_args,
+    channels_first_axes,
+    channels_last_axes,
+    crop_slices,
+    entropy_bottleneck_args,
+    gdn_args,
+    ordered_dims,
+)
 
 HELPERS = (
     "ConstantPReLU",
     "GeluTanh",
-    "Pad2D",
-    "PaddedConv2D",
-    "CroppedConv2DTranspose",
+    *ranked("Pad{}D"),
+    *ranked("PaddedConv{}D"),
+    *ranked("CroppedConv{}DTranspose"),
+    *ranked("ConstantConv{}DTranspose"),
+    "UpsampleLinear",
     "VaeSampling",
     "DiagonalGaussian",
     "VectorQuantizer",
@@ -33,11 +47,16 @@ HELPERS = (
 )
 
 #: Helpers that other helpers use, so that the file defines them too.
-HELPER_NEEDS = {"PaddedConv2D": ("Pad2D",)}
+HELPER_NEEDS = {f"PaddedConv{rank}D": (f"Pad{rank}D",) for rank in (1, 2, 3)}
 
 
-def _pair(p: tuple[int, int]) -> Any:
-    return p[0] if p[0] == p[1] else tuple(p)
+def _pair(p: tuple[int, ...]) -> Any:
+    """Per-axis values as the frameworks take them: one int when every axis has it."""
+    return p[0] if len(set(p)) == 1 else tuple(p)
+
+
+def _ones(p: tuple[int, ...]) -> bool:
+    return set(p) == {1}
 
 
 def _unsupported(node: Node, what: str) -> SpecErrors:
@@ -71,48 +90,60 @@ def keras_ctor(node: Node, graph: ModelGraph) -> Ctor:
     layer = node.layer
     kind = layer.kind
     shape = graph.shape(node.inputs[0]) if node.inputs else ()
-    if kind in ("conv2d", "conv2d_transpose"):
-        if kind == "conv2d_transpose" and layer.groups != 1:
-            raise _unsupported(node, "a grouped conv2d_transpose")
+    rank = layer.spatial_rank
+    if layer.neutral_kind in ("conv", "conv_transpose"):
+        transposed = layer.neutral_kind == "conv_transpose"
+        if transposed and layer.groups != 1:
+            raise _unsupported(node, f"a grouped {layer.ranked_kind}")
         args = [
             Arg(None, layer.filters, "filters"),
             Arg(None, _pair(layer.kernel_size), "kernel_size"),
         ]
-        if layer.strides != (1, 1):
+        if not _ones(layer.strides):
             args.append(Arg("strides", _pair(layer.strides)))
-        sides = layer.explicit_padding(shape) if kind == "conv2d" else ((0, 0), (0, 0))
-        explicit = kind == "conv2d" and layer.padding != "valid"
+        unpadded = ((0, 0),) * rank
+        sides = unpadded if transposed else layer.explicit_padding(shape)
+        explicit = not transposed and layer.padding != "valid"
         explicit = explicit and (layer.padding != "same" or layer.padding_mode != "zeros")
-        if explicit and sides != ((0, 0), (0, 0)):
+        if explicit and sides != unpadded:
             # Keras pads only as 'same' does, with zeros: other padding comes first
             args.append(Arg("padding", sides))
             if layer.padding_mode != "zeros":
                 args.append(Arg("padding_mode", layer.padding_mode))
-        elif not explicit and layer.padding not in ("valid", 0):
-            if isinstance(layer.padding, str):
-                args.append(Arg("padding", layer.padding))
-        if kind == "conv2d_transpose" and layer.output_padding:
-            args.append(Arg("output_padding", layer.output_padding))
-        if layer.dilation_rate != (1, 1):
+        elif not explicit and layer.padding == "same":
+            args.append(Arg("padding", layer.padding))
+        if transposed and any(layer.output_padding):
+            args.append(Arg("output_padding", _pair(layer.output_padding)))
+        if not _ones(layer.dilation_rate):
             args.append(Arg("dilation_rate", _pair(layer.dilation_rate)))
         if layer.groups != 1:
             args.append(Arg("groups", layer.groups))
         if not layer.use_bias:
             args.append(Arg("use_bias", False))
         args += _init_args(layer)
-        if explicit and sides != ((0, 0), (0, 0)):
-            return Ctor("PaddedConv2D", tuple(args))
-        if kind == "conv2d_transpose" and isinstance(layer.padding, int) and layer.padding:
-            # PyTorch's padding cuts the full output on every side
-            return Ctor("CroppedConv2DTranspose", (*args, Arg("crop", layer.padding)))
-        callee = "layers.Conv2D" if kind == "conv2d" else "layers.Conv2DTranspose"
+        if explicit and sides != unpadded:
+            return Ctor(f"PaddedConv{rank}D", tuple(args))
+        if transposed and layer.constant_kernel is not None:
+            # Conv*DTranspose's arguments, less the bias and the initializer a constant lacks
+            args = [a for a in args if a.keyword not in ("use_bias", "kernel_initializer")]
+            args.append(Arg("value", layer.constant_kernel))
+            if not isinstance(layer.padding, str) and any(layer.padding):
+                args.append(Arg("crop", tuple(layer.padding)))
+            return Ctor(f"ConstantConv{rank}DTranspose", tuple(args))
+        if transposed and not isinstance(layer.padding, str) and any(layer.padding):
+            # PyTorch's padding cuts the full output on both sides of each axis
+            crop = Arg("crop", tuple(layer.padding))
+            return Ctor(f"CroppedConv{rank}DTranspose", (*args, crop))
+        callee = f"layers.Conv{rank}DTranspose" if transposed else f"layers.Conv{rank}D"
         return Ctor(callee, tuple(args))
     if kind == "pad":
-        (t, b), (left, r) = layer.padding
-        sides = t if len({t, b, left, r}) == 1 else layer.padding
+        amounts = {v for pair in layer.padding for v in pair}
+        # ZeroPadding1D takes its (left, right) pair alone
+        sides = layer.padding[0] if rank == 1 else layer.padding
+        sides = next(iter(amounts)) if len(amounts) == 1 else sides
         if layer.mode == "zeros":
-            return Ctor("layers.ZeroPadding2D", (Arg("padding", sides),))
-        return Ctor("Pad2D", (Arg("padding", layer.padding), Arg("mode", layer.mode)))
+            return Ctor(f"layers.ZeroPadding{rank}D", (Arg("padding", sides),))
+        return Ctor(f"Pad{rank}D", (Arg("padding", layer.padding), Arg("mode", layer.mode)))
     if kind == "dense":
         args = [Arg(None, layer.units, "units")]
         if not layer.use_bias:
@@ -168,13 +199,16 @@ def keras_ctor(node: Node, graph: ModelGraph) -> Ctor:
             args.append(Arg("strides", _pair(layer.strides)))
         if layer.padding != "valid":
             args.append(Arg("padding", layer.padding))
-        callee = "layers.MaxPooling2D" if kind == "max_pool" else "layers.AveragePooling2D"
-        return Ctor(callee, tuple(args))
+        pool = "MaxPooling" if kind == "max_pool" else "AveragePooling"
+        return Ctor(f"layers.{pool}{rank}D", tuple(args))
     if kind == "upsample":
+        if layer.linear and rank != 2:
+            # Keras interpolates linearly only in 2-D (bilinear)
+            return Ctor("UpsampleLinear", (Arg("size", tuple(layer.size)),))
         args = [Arg("size", _pair(layer.size))]
-        if layer.interpolation != "nearest":
-            args.append(Arg("interpolation", layer.interpolation))
-        return Ctor("layers.UpSampling2D", tuple(args))
+        if layer.linear:
+            args.append(Arg("interpolation", "bilinear"))
+        return Ctor(f"layers.UpSampling{rank}D", tuple(args))
     if kind == "attention":
         return Ctor("SpatialSelfAttention", tuple(attention_args(layer, shape)))
     if kind in ("gdn", "igdn"):
@@ -208,6 +242,25 @@ def shape_comment(shape: tuple[int, ...] | None) -> str:
     return "(" + ", ".join(map(str, shape)) + ")"
 
 
+def layout_steps(s: Statement, graph: ModelGraph) -> list[str]:
+    """``flatten`` and ``reshape`` as steps for :func:`step_lines`: tensors are ``(N, *spatial,
+    C)``, and channels-first order reads and writes them through ``(N, C, *spatial)``."""
+    layer = s.node.layer
+    src = graph.shape(s.node.inputs[0])
+    first = layer.order == "channels_first"
+    steps = []
+    if first and len(src) > 1:
+        steps.append(f"ops.transpose({{}}, {channels_first_axes(len(src))})")
+    if s.op == "flatten":
+        return steps + [f"ops.reshape({{}}, (-1, {product(src)}))"] if len(src) > 1 else steps
+    shape = tuple(layer.target_shape)
+    dims = ", ".join(map(str, ordered_dims(shape, layer.order)))
+    steps.append(f"ops.reshape({{}}, (-1, {dims}))")
+    if first and len(shape) > 1:
+        steps.append(f"ops.transpose({{}}, {channels_last_axes(len(shape))})")
+    return steps
+
+
 def render_statement(s: Statement, graph: ModelGraph) -> str:
     target = ", ".join(s.targets)
     ins = list(s.inputs)
@@ -223,25 +276,18 @@ def render_statement(s: Statement, graph: ModelGraph) -> str:
         expr = f"ops.concatenate([{', '.join(ins)}], axis=-1)"
     elif s.op == "identity":
         expr = ins[0]
-    elif s.op == "flatten":
-        src = graph.shape(s.node.inputs[0])
-        n = 1
-        for d in src:
-            n *= d
-        expr = f"ops.reshape({ins[0]}, (-1, {n}))" if len(src) > 1 else ins[0]
-    elif s.op == "reshape":
-        dims = ", ".join(str(d) for d in s.node.layer.target_shape)
-        expr = f"ops.reshape({ins[0]}, (-1, {dims}))"
-    elif s.op == "crop2d":
-        (t, b), (left, r) = s.node.layer.cropping
-        h, w = graph.shape(s.node.inputs[0])[:2]
-        expr = f"{ins[0]}[:, {t}:{h - b}, {left}:{w - r}, :]"
+    elif s.op in ("flatten", "reshape"):
+        comment = shape_comment(s.shape)
+        return step_lines(target, ins[0], layout_steps(s, graph), comment)
+    elif s.op in ("crop", "crop2d"):
+        expr = f"{ins[0]}[:, {crop_slices(s, graph)}, :]"
     else:  # pragma: no cover - every inline op is handled above
         raise AssertionError(s.op)
     return f"{target} = {expr}"
 
 
 class KerasTarget(Target):
+    framework = "keras"
     forward = "call"
     annotation = ""
     helpers = HELPERS
@@ -263,4 +309,11 @@ def render_keras(graph: ModelGraph, spec_label: str, header: str) -> str:
     for helper in view.helpers:
         needed.update(HELPER_NEEDS.get(helper, ()))
     view.helpers = [h for h in HELPERS if h in needed]
-    return render("keras/model.py.j2", v=view)
+    return render(
+        "keras/model.py.j2",
+        v=view,
+        layout=layout_of(graph.input_shape),
+        from_imports=from_imports(
+            [("keras", "layers", None), ("keras", "ops", None)], view.plugin_imports
+        ),
+    )

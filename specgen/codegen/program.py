@@ -74,8 +74,8 @@ class Statement:
 
     targets: tuple[str, ...]
     #: "layer" (call a child attribute that is a layer), "call" (a closed child module) or an op
-    #: kind ("add", "multiply", "concat", "flatten", "reshape", "crop2d", "identity", "scale")
-    #: written inline.
+    #: kind ("add", "multiply", "concat", "flatten", "reshape", "crop", "crop2d", "identity",
+    #: "scale") written inline.
     op: str
     attr: str
     inputs: tuple[str, ...]
@@ -378,7 +378,17 @@ def build_body(
 
 
 #: Parameter-free ops written inline instead of as attributes.
-INLINE_OPS = ("add", "multiply", "concat", "flatten", "reshape", "crop2d", "identity", "scale")
+INLINE_OPS = (
+    "add",
+    "multiply",
+    "concat",
+    "flatten",
+    "reshape",
+    "crop",
+    "crop2d",
+    "identity",
+    "scale",
+)
 
 
 def _inline(node: Node) -> bool:
@@ -570,7 +580,7 @@ def _inline_key(s: Statement) -> Any:
     if s.op in ("add", "multiply", "concat", "identity"):
         return (s.op, rank)
     if s.op == "flatten":
-        return (s.op, s.node.inputs)
+        return (s.op, layer, s.node.inputs)
     return (s.op, layer, s.shape)
 
 

@@ -14,11 +14,22 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from ..framework_attributes import FRAMEWORK_ATTRIBUTES
-from ..graph import ModelGraph, Node
+from ..graph import INPUT, ModelGraph, Node, TensorRef
 from ..render import templates_dir
+from .layout import template_classes
 from .namespace import Namespace, camel_case
-from .program import ClassDef, Ctor, ModuleInstance, ParamRef, Program, Statement, build_program
-from .pyformat import wrap_call
+from .plugin_layers import PluginLayers
+from .program import (
+    ClassDef,
+    Ctor,
+    ModuleInstance,
+    ParamRef,
+    Program,
+    Statement,
+    build_program,
+    sanitize,
+)
+from .pyformat import LINE_LENGTH, commented, wrap_call
 from .pyliteral import comment_lines, literal
 
 #: The classes of the model's parts, by part.
@@ -69,7 +80,10 @@ METHOD_NAMES = frozenset({"encode", "decode", "reparameterize"})
 @lru_cache(maxsize=1)
 def helper_names() -> frozenset[str]:
     """Every helper class a generated model file may define, in any framework."""
-    return frozenset(p.name.split(".")[0] for p in templates_dir().glob("*/_helpers/*.py.j2"))
+    names: set[str] = set()
+    for path in templates_dir().glob("*/_helpers/*.py.j2"):
+        names.update(template_classes(path.name.split(".")[0]))
+    return frozenset(names)
 
 
 def file_namespace() -> Namespace:
@@ -86,6 +100,8 @@ class Target:
     annotation: str = ""
     #: helper classes the file may define, in the order they are printed
     helpers: tuple[str, ...] = ()
+    #: the framework, as plugins name their implementations ("torch", "keras")
+    framework: str = ""
 
     def ctor(self, node: Node, graph: ModelGraph) -> Ctor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -170,16 +186,25 @@ class FileView:
     initializers: list[tuple[str, str, str]]
     counts: tuple[int, int]
     model_doc: str
+    #: imports of plugin layers' implementations, and docstring lines naming their plugins
+    plugin_imports: list[tuple[str, str, str | None]] = field(default_factory=list)
+    plugin_requirements: list[str] = field(default_factory=list)
+
+
+def _return_lines(values: list[str], indent: int = 8) -> list[str]:
+    """``return a, b`` as the formatter lays it out."""
+    one = f"return {', '.join(values)}"
+    if indent + len(one) <= LINE_LENGTH:
+        return [one]
+    inner = ", ".join(values)
+    if indent + 4 + len(inner) <= LINE_LENGTH:
+        return ["return (", f"    {inner}", ")"]
+    return ["return (", *(f"    {v}," for v in values), ")"]
 
 
 def forward_names(graph: ModelGraph) -> tuple[str, ...]:
-    """What the model's forward pass returns, in order."""
-    kind = graph.bottleneck.kind
-    if kind in ("variational", "diagonal_gaussian"):
-        return ("reconstruction", "mu", "logvar")
-    if kind == "vector_quantized":
-        return ("vq_loss", "reconstruction", "perplexity", "indices")
-    return ("reconstruction",)
+    """What the model's forward pass returns, in order: the model's outputs but the code."""
+    return graph.forward_outputs()
 
 
 #: What the latent is in inference, by the sampling node's ``inference``.
@@ -218,7 +243,7 @@ class ViewBuilder:
         for s in inst.statements:
             text = self.t.statement(s, self.g)
             if comments and s.shape is not None:
-                text += f"  # {self.t.shape_comment(s.shape)}"
+                text = commented(text, self.t.shape_comment(s.shape))
             lines.extend(text.split("\n"))
         return lines
 
@@ -257,7 +282,7 @@ class ViewBuilder:
         node = self.g.node(f"bottleneck.{local}")
         op = "layer" if node.kind not in ("flatten", "reshape") else node.kind
         s = Statement(tuple(targets), op, local, tuple(inputs), node, node.shape, node.name)
-        return self.t.statement(s, self.g) + f"  # {self.t.shape_comment(node.shape)}"
+        return commented(self.t.statement(s, self.g), self.t.shape_comment(node.shape))
 
     def bottleneck_methods(self) -> list[Method]:
         g = self.g
@@ -407,14 +432,83 @@ class ViewBuilder:
         )
         return lines, "(vq_loss, reconstruction, perplexity, indices)"
 
+    def written_model_methods(self, program: Program) -> tuple[list[str], str]:
+        """The model's methods when the bottleneck is written as items: ``forward`` calls each
+        part with the tensors it reads and returns the outputs the spec declares; ``encode`` and
+        ``decode`` where the parts form a plain chain. Returns the lines and what forward
+        returns."""
+        g = self.g
+        names = dict(g.outputs)
+        by_ref: dict = {}
+        for name, ref in g.outputs:
+            by_ref.setdefault(ref, name)
+        local = Namespace(["x"])
+        var = {TensorRef(INPUT): "x"}
+        main = {"encoder": "h", "bottleneck": "z", "decoder": "reconstruction"}
+        body: list[str] = []
+        chain = True
+        # what the forward pass reads again: the parts' inputs and what it returns
+        needed = {r for p in g.parts for r in program.parts[p.name].input_refs}
+        needed |= {names[n] for n in forward_names(g)}
+        for ref, name in by_ref.items():  # the outputs keep their names
+            if ref in needed and ref != TensorRef(INPUT):
+                var[ref] = local.fresh(name, sep="_")
+        for part in g.parts:
+            inst = program.parts[part.name]
+            if not inst.statements:  # an empty part passes its input through
+                var[part.output] = var[part.input]
+                continue
+            targets = []
+            for ref in inst.output_refs:
+                if ref not in needed:  # e.g. the code, which encode() returns
+                    targets.append("_")
+                    continue
+                if ref in var:
+                    targets.append(var[ref])
+                    continue
+                if ref == part.output:
+                    wanted = main[part.name]
+                else:
+                    wanted = sanitize(str(ref).replace(":", "_"))
+                var[ref] = local.fresh(wanted, sep="_")
+                targets.append(var[ref])
+            args = [var[r] for r in inst.input_refs]
+            chain = chain and len(inst.input_refs) == 1 and inst.input_refs[0] == part.input
+            body += wrap_call(f"{', '.join(targets)} = self.{part.name}", args, indent=8)
+        returned = [var[names[n]] for n in forward_names(g)]
+        body += _return_lines(returned)
+        described = ", ".join(forward_names(g))
+        doc = f"({described})." if len(returned) > 1 else "The reconstruction."
+        x = self.tensor("x")
+        lines: list[str] = []
+
+        def method(signature: str, statements: list[str], text: str) -> None:
+            lines.extend(["", f"    def {signature}:", f'        """{text}"""'])
+            lines.extend(f"        {b}" for b in statements)
+
+        has_bottleneck = bool(program.parts["bottleneck"].statements)
+        encoder_single = len(program.parts["encoder"].output_refs) <= 1
+        if chain and encoder_single and has_bottleneck:
+            method(
+                f"encode(self, {x})",
+                ["return self.bottleneck(self.encoder(x))"],
+                "What the bottleneck returns: the decoder's input, then the outputs it hands on.",
+            )
+            decoder_args = program.parts["decoder"].input_refs
+            if len(decoder_args) == 1 and len(program.parts["bottleneck"].output_refs) == 1:
+                method("decode(self, z)", ["return self.decoder(z)"], "The decoder's output.")
+        method(f"{self.t.forward}(self, {x})", body, doc)
+        return lines, (f"({described})" if len(returned) > 1 else "the reconstruction")
+
     # -- the file ------------------------------------------------------------------------------
     def file_view(self, spec_label: str, header: str) -> FileView:
         g = self.g
         module = file_namespace()
+        plugins = PluginLayers(g, module)  # imported names first: no class may hide them
         cname = module.fresh(camel_case(g.name) or "Model", suffix="Model")
         program: Program = build_program(
             g,
-            self.t.ctor,
+            plugins.ctor(self.t.framework, self.t.ctor),
             module=module,
             attribute_words=FRAMEWORK_ATTRIBUTES | METHOD_NAMES | {self.t.forward},
         )
@@ -427,8 +521,16 @@ class ViewBuilder:
             inst = program.parts[part]
             if inst.statements:
                 parts.append(self.part_view(part, inst))
-        kind = g.bottleneck.kind
-        if kind != "none":
+        if g.bottleneck is None:  # written as items: a part like the others
+            kind = "items" if program.parts["bottleneck"].statements else "none"
+            if kind == "items":
+                parts.insert(1, self.part_view("bottleneck", program.parts["bottleneck"]))
+            methods, forward_doc = self.written_model_methods(program)
+            text = "a bottleneck written in the spec" if kind == "items" else "no bottleneck"
+        else:
+            kind = g.bottleneck.kind
+            text = "no bottleneck" if kind == "none" else f"{kind.replace('_', '-')} bottleneck"
+        if g.bottleneck is not None and kind != "none":
             parts.insert(
                 1,
                 ClassView(
@@ -441,7 +543,8 @@ class ViewBuilder:
                     methods=self.bottleneck_methods(),
                 ),
             )
-        methods, forward_doc = self.model_methods(program.parts["encoder"].outputs[1:])
+        if g.bottleneck is not None:
+            methods, forward_doc = self.model_methods(program.parts["encoder"].outputs[1:])
         t, nt, _ = g.counts()
         return FileView(
             header=header,
@@ -453,9 +556,7 @@ class ViewBuilder:
             classes=classes,
             parts=parts,
             bottleneck=kind,
-            bottleneck_text="no bottleneck"
-            if kind == "none"
-            else f"{kind.replace('_', '-')} bottleneck",
+            bottleneck_text=text,
             model_methods=methods,
             forward_doc=forward_doc,
             input_shape=tuple(g.input_shape),
@@ -463,4 +564,6 @@ class ViewBuilder:
             initializers=initializers(g),
             counts=(t, nt),
             model_doc=spec_label,
+            plugin_imports=plugins.imports(self.t.framework),
+            plugin_requirements=plugins.requirements(self.t.framework),
         )

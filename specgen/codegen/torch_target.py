@@ -1,6 +1,7 @@
 """The PyTorch target: what each node becomes in ``torch``, and the view-model of the file.
 
-Tensors are NCHW in the generated code; the spec's semantics are channels-last, so everything
+Feature maps are channels first in the generated code (NCL, NCHW, NCDHW by the spec's spatial
+rank, :mod:`~specgen.codegen.layout`); the spec's semantics are channels-last, so everything
 that depends on the layout (flatten order, reshape, concatenation axis) converts explicitly.
 'same' padding is TensorFlow's (extra row/column after), so where it is asymmetric the generated
 code pads explicitly; transposed convolutions are cut to their target size the same way.
@@ -13,17 +14,22 @@ from typing import Any
 from ..errors import SpecError, SpecErrors
 from ..graph import ModelGraph, Node
 from ..render import render
+from .layout import layout_of, ranked
+from .plugin_layers import from_imports
 from .program import Arg, Ctor, Statement
+from .pyformat import step_lines
 from .pyliteral import literal
 from .pyview import Target, ViewBuilder, call_statement
 
-#: Helper classes defined in the generated file (templates/torch/_helpers/<name>.py.j2).
+#: Helper classes defined in the generated file (templates/torch/_helpers/<name>.py.j2, where
+#: a class of each rank has one template: ``PaddedConvNd`` for ``PaddedConv1d``...).
 HELPERS = (
-    "PaddedConv2d",
-    "CroppedConvTranspose2d",
+    *ranked("PaddedConv{}d"),
+    *ranked("CroppedConvTranspose{}d"),
+    *ranked("ConstantConvTranspose{}d"),
     "ChannelLayerNorm",
-    "MaxPool2dSame",
-    "AvgPool2dSame",
+    *ranked("MaxPool{}dSame"),
+    *ranked("AvgPool{}dSame"),
     "VaeSampling",
     "DiagonalGaussian",
     "VectorQuantizer",
@@ -33,8 +39,27 @@ HELPERS = (
 )
 
 
-def _pair(p: tuple[int, int]) -> Any:
-    return p[0] if p[0] == p[1] else tuple(p)
+def _pair(p: tuple[int, ...]) -> Any:
+    """Per-axis values as the frameworks take them: one int when every axis has it."""
+    return p[0] if len(set(p)) == 1 else tuple(p)
+
+
+def _ones(p: tuple[int, ...]) -> bool:
+    return set(p) == {1}
+
+
+#: ``nn.Upsample``'s mode of linear interpolation along every axis, by spatial rank.
+LINEAR_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
+
+
+def pad_order(sides: tuple[tuple[int, int], ...]) -> tuple[int, ...]:
+    """Per-axis ``(before, after)`` amounts in ``F.pad``'s order, the last axis first."""
+    return tuple(amount for pair in reversed(sides) for amount in pair)
+
+
+def is_map(shape: tuple[int, ...], layer) -> bool:
+    """Whether ``shape`` is a feature map ``(*spatial, C)`` of the layer's spec."""
+    return len(shape) == layer.spatial_rank + 1
 
 
 def _unsupported(node: Node, what: str) -> SpecErrors:
@@ -45,9 +70,9 @@ def _unsupported(node: Node, what: str) -> SpecErrors:
 
 def attention_args(layer, shape: tuple[int, ...]) -> list[Arg]:
     """Arguments of the SpatialSelfAttention helper of either target (both take the same)."""
-    heads, head_dim = layer.dims(shape[2])
+    heads, head_dim = layer.dims(shape[-1])
     args = [
-        Arg(None, shape[2], "channels"),
+        Arg(None, shape[-1], "channels"),
         Arg(None, layer.norm_groups, "num_groups"),
         Arg("heads", heads),
         Arg("head_dim", head_dim),
@@ -92,44 +117,46 @@ def torch_ctor(node: Node, graph: ModelGraph) -> Ctor:
     kind = layer.kind
     ins = [graph.shape(r) for r in node.inputs]
     shape = ins[0] if ins else ()
-    if kind == "conv2d":
-        (t, b), (left, r) = layer.explicit_padding(shape)
+    suffix = f"{layer.spatial_rank}d"
+    if layer.neutral_kind == "conv":
+        sides = layer.explicit_padding(shape)
         args = [
-            Arg(None, shape[2], "in_channels"),
+            Arg(None, shape[-1], "in_channels"),
             Arg(None, layer.filters, "out_channels"),
             Arg("kernel_size", _pair(layer.kernel_size)),
         ]
-        if layer.strides != (1, 1):
+        if not _ones(layer.strides):
             args.append(Arg("stride", _pair(layer.strides)))
-        symmetric = t == b and left == r
-        if symmetric and (t, left) != (0, 0):
-            args.append(Arg("padding", _pair((t, left))))
+        symmetric = all(before == after for before, after in sides)
+        if symmetric and any(before for before, _ in sides):
+            args.append(Arg("padding", _pair(tuple(before for before, _ in sides))))
         elif not symmetric:
-            args.append(Arg("padding", ((t, b), (left, r))))
+            args.append(Arg("padding", sides))
         if layer.padding_mode != "zeros":
             args.append(Arg("padding_mode", layer.padding_mode))
-        if layer.dilation_rate != (1, 1):
+        if not _ones(layer.dilation_rate):
             args.append(Arg("dilation", _pair(layer.dilation_rate)))
         if layer.groups != 1:
             args.append(Arg("groups", layer.groups))
         if not layer.use_bias:
             args.append(Arg("bias", False))
-        return Ctor("nn.Conv2d" if symmetric else "PaddedConv2d", tuple(args))
-    if kind == "conv2d_transpose":
+        return Ctor(f"nn.Conv{suffix}" if symmetric else f"PaddedConv{suffix}", tuple(args))
+    if layer.neutral_kind == "conv_transpose":
         crops = layer.output_crop(shape)
         args = [
-            Arg(None, shape[2], "in_channels"),
+            Arg(None, shape[-1], "in_channels"),
             Arg(None, layer.filters, "out_channels"),
             Arg("kernel_size", _pair(layer.kernel_size)),
         ]
-        if layer.strides != (1, 1):
+        if not _ones(layer.strides):
             args.append(Arg("stride", _pair(layer.strides)))
         padding, out_pad, plain = [], [], True
-        if isinstance(layer.padding, int):  # PyTorch's own padding, written as it is
-            crops = ((layer.padding, layer.padding),) * 2
-            out_pad = [layer.output_padding] * 2
+        pytorch = not isinstance(layer.padding, str)  # PyTorch's own padding, written as it is
+        if pytorch:
+            crops = tuple((p, p) for p in layer.padding)
+            out_pad = list(layer.output_padding)
         for (before, after), s, d in zip(crops, layer.strides, layer.dilation_rate, strict=True):
-            if isinstance(layer.padding, int):
+            if pytorch:
                 padding.append(before)
             elif before == after >= 0:
                 padding.append(before)
@@ -146,19 +173,24 @@ def torch_ctor(node: Node, graph: ModelGraph) -> Ctor:
                 args.append(Arg("output_padding", _pair(tuple(out_pad))))
         else:
             args.append(Arg("crop", crops))
-        if layer.dilation_rate != (1, 1):
+        if not _ones(layer.dilation_rate):
             args.append(Arg("dilation", _pair(layer.dilation_rate)))
         if layer.groups != 1:
             args.append(Arg("groups", layer.groups))
         if not layer.use_bias:
             args.append(Arg("bias", False))
-        return Ctor("nn.ConvTranspose2d" if plain else "CroppedConvTranspose2d", tuple(args))
+        if layer.constant_kernel is not None:
+            # nn.ConvTranspose's arguments, less the bias it cannot have, and the kernel's value
+            args = [a for a in args if a.keyword != "bias"]
+            value = Arg("value", layer.constant_kernel)
+            return Ctor(f"ConstantConvTranspose{suffix}", (*args, value))
+        callee = f"nn.ConvTranspose{suffix}" if plain else f"CroppedConvTranspose{suffix}"
+        return Ctor(callee, tuple(args))
     if kind == "pad":
-        (t, b), (left, r) = layer.padding
-        callee = {"zeros": "nn.ZeroPad2d", "reflect": "nn.ReflectionPad2d"}.get(
-            layer.mode, "nn.ReplicationPad2d"
+        callee = {"zeros": f"nn.ZeroPad{suffix}", "reflect": f"nn.ReflectionPad{suffix}"}.get(
+            layer.mode, f"nn.ReplicationPad{suffix}"
         )
-        sides = (left, r, t, b)
+        sides = pad_order(layer.padding)
         return Ctor(callee, (Arg(None, sides[0] if len(set(sides)) == 1 else sides, "padding"),))
     if kind == "dense":
         args = [Arg(None, shape[0], "in_features"), Arg(None, layer.units, "out_features")]
@@ -176,7 +208,8 @@ def torch_ctor(node: Node, graph: ModelGraph) -> Ctor:
             args.append(Arg("momentum", momentum))
         if not layer.scale:
             args.append(Arg("affine", False))
-        return Ctor("nn.BatchNorm2d" if len(shape) == 3 else "nn.BatchNorm1d", tuple(args))
+        callee = f"nn.BatchNorm{suffix}" if is_map(shape, layer) else "nn.BatchNorm1d"
+        return Ctor(callee, tuple(args))
     if kind == "layer_norm":
         if layer.center and not layer.scale:
             raise _unsupported(node, "layer_norm with center but no scale")
@@ -187,7 +220,7 @@ def torch_ctor(node: Node, graph: ModelGraph) -> Ctor:
             args.append(Arg("elementwise_affine", False))
         elif not layer.center:
             args.append(Arg("bias", False))
-        return Ctor("ChannelLayerNorm" if len(shape) == 3 else "nn.LayerNorm", tuple(args))
+        return Ctor("ChannelLayerNorm" if is_map(shape, layer) else "nn.LayerNorm", tuple(args))
     if kind == "group_norm":
         if layer.center != layer.scale:
             raise _unsupported(node, "group_norm with only one of center/scale")
@@ -203,7 +236,7 @@ def torch_ctor(node: Node, graph: ModelGraph) -> Ctor:
             args.append(Arg("eps", layer.epsilon))
         if layer.affine:
             args.append(Arg("affine", True))
-        return Ctor("nn.InstanceNorm2d", tuple(args))
+        return Ctor(f"nn.InstanceNorm{suffix}", tuple(args))
     if kind == "relu":
         return Ctor("nn.ReLU")
     if kind == "leaky_relu":
@@ -230,18 +263,19 @@ def torch_ctor(node: Node, graph: ModelGraph) -> Ctor:
     if kind == "dropout":
         return Ctor("nn.Dropout", (Arg(None, layer.rate, "p"),))
     if kind in ("max_pool", "avg_pool"):
-        (t, b), (left, r) = layer.explicit_padding(shape)
+        sides = layer.explicit_padding(shape)
         args = [Arg(None, _pair(layer.pool_size), "kernel_size")]
         if layer.strides != layer.pool_size:
             args.append(Arg("stride", _pair(layer.strides)))
-        if (t, b, left, r) == (0, 0, 0, 0):
-            return Ctor("nn.MaxPool2d" if kind == "max_pool" else "nn.AvgPool2d", tuple(args))
-        args.append(Arg("padding", ((t, b), (left, r))))
-        return Ctor("MaxPool2dSame" if kind == "max_pool" else "AvgPool2dSame", tuple(args))
+        pool = "MaxPool" if kind == "max_pool" else "AvgPool"
+        if not any(any(pair) for pair in sides):
+            return Ctor(f"nn.{pool}{suffix}", tuple(args))
+        args.append(Arg("padding", sides))
+        return Ctor(f"{pool}{suffix}Same", tuple(args))
     if kind == "upsample":
         args = [Arg("scale_factor", _pair(layer.size))]
-        if layer.interpolation == "bilinear":
-            args += [Arg("mode", "bilinear"), Arg("align_corners", False)]
+        if layer.linear:
+            args += [Arg("mode", LINEAR_MODES[layer.spatial_rank]), Arg("align_corners", False)]
         return Ctor("nn.Upsample", tuple(args))
     if kind == "attention":
         return Ctor("SpatialSelfAttention", tuple(attention_args(layer, shape)))
@@ -271,16 +305,65 @@ def torch_ctor(node: Node, graph: ModelGraph) -> Ctor:
 # Printing
 
 
-def shape_comment(shape: tuple[int, ...] | None) -> str:
-    """NCHW without the batch: ``(C, H, W)``."""
+def shape_comment(shape: tuple[int, ...] | None, spatial: int = 2) -> str:
+    """A shape as the PyTorch model holds it, without the batch: a feature map of a spec of
+    spatial rank ``spatial`` channels first, ``(C, H, W)``."""
     if shape is None:
         return ""
-    if len(shape) == 3:
-        h, w, c = shape
-        return f"({c}, {h}, {w})"
+    if len(shape) == spatial + 1:
+        return "(" + ", ".join(map(str, (shape[-1], *shape[:-1]))) + ")"
     if len(shape) == 1:
         return f"({shape[0]},)"
     return "(" + ", ".join(map(str, shape)) + ")"
+
+
+def held_channels_first(rank: int, spatial: int = 2) -> bool:
+    """Whether the PyTorch model holds a tensor of this spec rank ``(*spatial, C)`` as
+    ``(N, C, *spatial)`` (a feature map of a spec of spatial rank ``spatial``); the other ranks
+    are held in the spec's order."""
+    return rank == spatial + 1
+
+
+def channels_last_axes(rank: int) -> tuple[int, ...]:
+    """The ``permute`` taking ``(N, C, *spatial)`` to ``(N, *spatial, C)`` (``rank`` without N)."""
+    return (0, *range(2, rank + 1), 1)
+
+
+def channels_first_axes(rank: int) -> tuple[int, ...]:
+    """The ``permute`` taking ``(N, *spatial, C)`` to ``(N, C, *spatial)`` (``rank`` without N)."""
+    return (0, rank, *range(1, rank))
+
+
+def _relayout(rank: int, order: str, back: bool = False, spatial: int = 2) -> list[str]:
+    """The step that lays a tensor of spec rank ``rank`` out in ``order``, ready to be read
+    row-major as ``(N, *spatial, C)`` or ``(N, C, *spatial)``; with ``back``, the inverse step
+    from ``order`` to how the model holds that rank. No step where the two agree."""
+    if rank < 2 or (order == "channels_first") == held_channels_first(rank, spatial):
+        return []
+    to_first = (order == "channels_first") != back
+    axes = channels_first_axes(rank) if to_first else channels_last_axes(rank)
+    return [f"{{}}.permute{axes}"]
+
+
+def ordered_dims(shape: tuple[int, ...], order: str) -> tuple[int, ...]:
+    """The spec shape ``(*spatial, C)`` with its axes in ``order``."""
+    if order == "channels_first" and len(shape) > 1:
+        return (shape[-1], *shape[:-1])
+    return shape
+
+
+def layout_steps(s: Statement, graph: ModelGraph) -> list[str]:
+    """``flatten`` and ``reshape`` as steps for :func:`step_lines`."""
+    layer = s.node.layer
+    rank = len(graph.shape(s.node.inputs[0]))
+    spatial = layout_of(graph.input_shape).rank
+    steps = _relayout(rank, layer.order, spatial=spatial)
+    if s.op == "flatten":
+        return steps + ["torch.flatten({}, 1)"] if rank > 1 else steps
+    shape = tuple(layer.target_shape)
+    dims = ", ".join(map(str, ordered_dims(shape, layer.order)))
+    back = _relayout(len(shape), layer.order, back=True, spatial=spatial)
+    return steps + [f"{{}}.reshape(-1, {dims})"] + back
 
 
 def render_statement(s: Statement, graph: ModelGraph) -> str:
@@ -298,29 +381,31 @@ def render_statement(s: Statement, graph: ModelGraph) -> str:
         expr = f"torch.cat([{', '.join(ins)}], dim=1)"
     elif s.op == "identity":
         expr = ins[0]
-    elif s.op == "flatten":
-        src = graph.shape(s.node.inputs[0])
-        expr = f"torch.flatten({ins[0]}.permute(0, 2, 3, 1), 1)" if len(src) == 3 else ins[0]
-    elif s.op == "reshape":
-        src = graph.shape(s.node.inputs[0])
-        x = f"{ins[0]}.permute(0, 2, 3, 1)" if len(src) == 3 else ins[0]
-        dims = ", ".join(str(d) for d in s.node.layer.target_shape)
-        expr = f"{x}.reshape(-1, {dims})"
-        if len(s.node.layer.target_shape) == 3:
-            expr += ".permute(0, 3, 1, 2)"
-    elif s.op == "crop2d":
-        (t, b), (left, r) = s.node.layer.cropping
-        h, w = graph.shape(s.node.inputs[0])[:2]
-        expr = f"{ins[0]}[:, :, {t}:{h - b}, {left}:{w - r}]"
+    elif s.op in ("flatten", "reshape"):
+        comment = shape_comment(s.shape, layout_of(graph.input_shape).rank)
+        return step_lines(target, ins[0], layout_steps(s, graph), comment)
+    elif s.op in ("crop", "crop2d"):
+        expr = f"{ins[0]}[:, :, {crop_slices(s, graph)}]"
     else:  # pragma: no cover - every inline op is handled above
         raise AssertionError(s.op)
     return f"{target} = {expr}"
 
 
+def crop_slices(s: Statement, graph: ModelGraph) -> str:
+    """The slices of a crop's spatial axes: ``1:31, 0:32``."""
+    spatial = graph.shape(s.node.inputs[0])[:-1]
+    cropping = s.node.layer.cropping
+    return ", ".join(f"{b}:{n - a}" for n, (b, a) in zip(spatial, cropping, strict=True))
+
+
 class TorchTarget(Target):
+    framework = "torch"
     forward = "forward"
     annotation = ": torch.Tensor"
     helpers = HELPERS
+
+    def __init__(self, spatial_rank: int = 2) -> None:
+        self.spatial_rank = spatial_rank
 
     def ctor(self, node: Node, graph: ModelGraph) -> Ctor:
         return torch_ctor(node, graph)
@@ -329,15 +414,16 @@ class TorchTarget(Target):
         return render_statement(s, graph)
 
     def shape_comment(self, shape):
-        return shape_comment(shape)
+        return shape_comment(shape, self.spatial_rank)
 
 
 #: Helpers written with ``torch.nn.functional``.
 _FUNCTIONAL = {
-    "PaddedConv2d",
-    "CroppedConvTranspose2d",
-    "MaxPool2dSame",
-    "AvgPool2dSame",
+    *ranked("PaddedConv{}d"),
+    *ranked("CroppedConvTranspose{}d"),
+    *ranked("ConstantConvTranspose{}d"),
+    *ranked("MaxPool{}dSame"),
+    *ranked("AvgPool{}dSame"),
     "VectorQuantizer",
     "SpatialSelfAttention",
     "GeneralizedDivisiveNorm",
@@ -347,11 +433,17 @@ _FUNCTIONAL = {
 
 def render_torch(graph: ModelGraph, spec_label: str, header: str) -> str:
     """The text of ``torch_model.py``."""
-    view = ViewBuilder(TorchTarget(), graph).file_view(spec_label, header)
-    h, w, c = view.input_shape
+    layout = layout_of(graph.input_shape)
+    view = ViewBuilder(TorchTarget(layout.rank), graph).file_view(spec_label, header)
+    *spatial, channels = view.input_shape
     return render(
         "torch/model.py.j2",
         v=view,
-        input_shape_nchw=(c, h, w),
-        uses_functional=bool(_FUNCTIONAL & set(view.helpers)),
+        layout=layout,
+        input_shape_nchw=(channels, *spatial),
+        from_imports=from_imports(
+            [("torch", "nn", None)]
+            + ([("torch.nn", "functional", "F")] if _FUNCTIONAL & set(view.helpers) else []),
+            view.plugin_imports,
+        ),
     )

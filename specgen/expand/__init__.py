@@ -16,10 +16,13 @@ The modules, one concept each:
 - :mod:`.prepass` — what is checked before anything is evaluated;
 - :mod:`.scopes` — scopes, the names claimed in them and how references resolve;
 - :mod:`.evaluate` — evaluation environments and ``${...}`` expressions;
-- :mod:`.items` — layers, groups, block uses, ``for``/``in`` loops, ``levels`` and ``when``;
+- :mod:`.items` — layers, groups, block uses (their requirements, inline uses), ``for``/``in``
+  loops, ``levels`` and ``when``;
 - :mod:`.nodes` — the graph under construction; where output shapes are inferred;
 - :mod:`.skips` — skip paths and their merges;
-- :mod:`.bottleneck` — the bottleneck kinds;
+- :mod:`.outputs` — the model outputs the spec declares, their order and their roles (the
+  bottleneck is expanded like the other parts; its ``{kind: ...}`` shorthand is a block of
+  :mod:`specgen.library`);
 - :mod:`.leftovers` — skip targets never reached and references never resolved;
 - :mod:`.budget` — the limits on the work a spec may ask for, and the errors collected;
 - :mod:`.freeze` — the draft graph into the immutable :class:`~specgen.graph.ModelGraph`.

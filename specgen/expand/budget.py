@@ -38,6 +38,8 @@ class Budget:
 
     def __init__(self, source: Source | None):
         self.source = source
+        #: the files of the library blocks the spec uses as they are (not replaced by its own)
+        self.library: dict[str, Source] = {}
         self.errors: list[SpecError] = []
         self.steps = 0
         self.depth = 0
@@ -52,9 +54,36 @@ class Budget:
         key: bool = False,
         notes: Iterable[str] = (),
     ) -> None:
-        self.errors.append(SpecError(message, path, hint=hint, key=key, notes=tuple(notes)))
+        self.errors.append(
+            SpecError(
+                message,
+                path,
+                hint=hint,
+                key=key,
+                notes=tuple(notes),
+                source=self.library_source(path),
+            )
+        )
         if len(self.errors) >= MAX_ERRORS:
             raise Abort
+
+    def library_source(self, path: Path) -> Source | None:
+        """The library file ``path`` points into (``blocks.<name>...`` of a library block), or
+        None for the spec itself."""
+        if len(path) >= 2 and path[0] == "blocks" and path[1] in self.library:
+            return self.library[path[1]]
+        return None
+
+    def located(self, errors: Iterable[SpecError]) -> list[SpecError]:
+        """``errors``, those in library blocks marked with their file."""
+        out = []
+        for e in errors:
+            if e.source is None and self.library_source(e.path) is not None:
+                e = SpecError(
+                    e.message, e.path, e.hint, e.key, e.notes, self.library_source(e.path)
+                )
+            out.append(e)
+        return out
 
     def check_errors(self) -> None:
         """Stop once :data:`MAX_ERRORS` errors were collected (also those added directly)."""
@@ -63,10 +92,11 @@ class Budget:
 
     def where(self, path: Path) -> str:
         """``file:line:col`` of ``path`` in the spec (its key path when there is no source)."""
-        if self.source is None:
+        source = self.library_source(path) or self.source
+        if source is None:
             return format_path(path)
-        pos, _ = self.source.locate(path)
-        return f"{self.source.filename}:{pos.line}:{pos.col}"
+        pos, _ = source.locate(path)
+        return f"{source.filename}:{pos.line}:{pos.col}"
 
     def step(self, path: Path, notes=()) -> None:
         """Count one expansion step; past :data:`MAX_STEPS` expansion stops with an error."""

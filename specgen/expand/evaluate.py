@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .. import expr
 from ..errors import Path
 from ..layers import Shape
+from ..layers.base import AXIS_NAMES
 from ..names import check_identifier, identifier_hint
 from ..schema import BUILTIN_VARIABLES
 from .budget import MAX_REPEAT, Budget
@@ -43,15 +44,25 @@ def extend(env: Mapping[str, Any], values: dict[str, Any]) -> ChainMap:
     return ChainMap(values, env)
 
 
-def shape_env(shape: Shape | None) -> dict[str, Any]:
-    """The variables that describe a scope's input shape."""
+#: The names of the spatial sizes of a feature map ``(*spatial, C)``, by spatial rank:
+#: ``in_height``, ``in_width``...
+SPATIAL_VARIABLES = {rank: tuple(f"in_{n}" for n in names) for rank, names in AXIS_NAMES.items()}
+
+
+def shape_env(shape: Shape | None, rank: int | None = None) -> dict[str, Any]:
+    """The variables that describe a scope's input shape: ``in_shape`` (the whole shape) and
+    ``in_channels`` (its last axis), and for a feature map of the spec's spatial rank ``rank``
+    (taken from the shape when not given) its spatial sizes by name (``in_height``...)."""
     if shape is None:
         return {UNKNOWN_SHAPE: True}
-    if len(shape) == 3:
-        return {"in_height": shape[0], "in_width": shape[1], "in_channels": shape[2]}
-    if len(shape) >= 1:
-        return {"in_channels": shape[-1]}
-    return {}
+    env: dict[str, Any] = {"in_shape": list(shape)}
+    if not shape:
+        return env
+    env["in_channels"] = shape[-1]
+    spatial = len(shape) - 1 if rank is None else rank
+    if len(shape) == spatial + 1 and spatial in SPATIAL_VARIABLES:
+        env.update(zip(SPATIAL_VARIABLES[spatial], shape[:-1], strict=True))
+    return env
 
 
 class Evaluator:

@@ -22,9 +22,10 @@ def freeze(
     output_activation: str,
     training: Any,
     reconstructs: bool = True,
+    roles: Mapping[str, str] | None = None,
 ) -> ModelGraph:
     """The model of ``draft``; ``boundaries`` are the outputs of the encoder, the bottleneck and
-    the decoder."""
+    the decoder; ``roles`` the role of each output (by name)."""
     enc_out, bott_out, dec_out = boundaries
     inp = TensorRef(INPUT)
     parts = (
@@ -43,6 +44,7 @@ def freeze(
         skips=tuple(draft.skip_paths),
         parts=parts,
         outputs=tuple(outputs.items()),
+        output_roles=tuple((roles or {}).get(name, name) for name in outputs),
         bottleneck=bottleneck,
         output_activation=output_activation,
         training=training,

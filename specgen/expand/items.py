@@ -26,8 +26,9 @@ from ..schema import (
     SpecDocument,
 )
 from .budget import Budget
-from .evaluate import FAILED, Evaluator, extend, shape_env
+from .evaluate import FAILED, Evaluator, extend
 from .nodes import DraftGraph
+from .outputs import Outputs
 from .scopes import Names, Scope
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,6 +58,8 @@ class Items:
         self.rejected = rejected
         #: joins skip paths into a tensor when it is complete (set once both exist)
         self.skips: Skips | None = None
+        #: the model outputs that block instances declare
+        self.outputs = Outputs(budget, evaluator, names, draft)
 
     def expand_items(
         self, items: list, scope: Scope, path: Path, current: TensorRef | None | object = ...
@@ -76,7 +79,7 @@ class Items:
     def _expand_items(self, items: list, scope: Scope, path: Path, current) -> TensorRef | None:
         self.budget.check_errors()
         ev = self.evaluator
-        env = extend(scope.env, shape_env(self.draft.shape_of(scope.input)))
+        env = extend(scope.env, self.draft.shape_variables(scope.input))
         for i, item in enumerate(items):
             ipath = path + (i,)
             self.budget.step(ipath, scope.notes)
@@ -211,7 +214,7 @@ class Items:
                 self.draft.add_group(full, child, ipath)
                 inner = child.child(full, out, child.env)
                 use = BlockItem(block=item.block, name="block", args=item.args, repeat=item.repeat)
-                block_env = extend(child.env, shape_env(self.draft.shape_of(out)))
+                block_env = extend(child.env, self.draft.shape_variables(out))
                 out = self.publish(
                     child, "blocks", self.expand_block_use(use, inner, out, block_env, ipath)
                 )
@@ -291,6 +294,24 @@ class Items:
                 ok = False
         if not ok:
             return None
+        note = f"in block '{item.block}' used at {self.budget.where(ipath)}"
+        if item.inline:
+            if item.repeat is not None or item.name is not None:
+                self.budget.error(
+                    "an inlined block use makes no group, so it takes no 'name' or 'repeat'",
+                    ipath + ("inline",),
+                    hint="leave them out, or use the block without 'inline: true'",
+                    key=True,
+                    notes=scope.notes,
+                )
+                return None
+            self.budget.step(ipath, scope.notes)
+            block_stack.append(item.block)
+            try:
+                view = scope.inline(current, block_env, notes=(note,) + scope.notes)
+                return self.instance(bdef, item.block, view)
+            finally:
+                block_stack.pop()
         repeat = None
         if item.repeat is not None:
             repeat = ev.eval_count(item.repeat, env, ipath + ("repeat",), scope.notes)
@@ -301,7 +322,6 @@ class Items:
         if stem is None:
             return None
         locals_ = [stem] if repeat is None else [f"{stem}{k}" for k in range(len(repeat))]
-        note = f"in block '{item.block}' used at {self.budget.where(ipath)}"
         block_stack.append(item.block)
         try:
             for local in locals_:
@@ -311,8 +331,48 @@ class Items:
                     return None
                 self.draft.add_group(full, scope, ipath, item.block)
                 child = scope.child(full, current, block_env, notes=(note,) + scope.notes)
-                out = self.expand_items(bdef.layers, child, ("blocks", item.block, "layers"))
-                current = self.publish(scope, local, out)
+                current = self.publish(scope, local, self.instance(bdef, item.block, child))
         finally:
             block_stack.pop()
         return current
+
+    def instance(self, bdef, block: str, child: Scope) -> TensorRef | None:
+        """One instance of ``block`` in ``child`` (its group, or the enclosing scope when it is
+        inlined): its requirements, its items, then the model outputs it declares."""
+        env = extend(child.env, self.draft.shape_variables(child.input))
+        if not self.requirements(bdef, block, env, child.notes):
+            return None
+        out = self.expand_items(bdef.layers, child, ("blocks", block, "layers"))
+        if bdef.outputs:
+            self.outputs.declare(
+                bdef.outputs, child, env, ("blocks", block, "outputs"), child.notes
+            )
+        return out
+
+    def requirements(self, bdef, block: str, env, notes) -> bool:
+        """Whether an instance meets the block's ``require`` conditions, checked in order; the
+        first unmet one is reported with its message (and hint), and the instance is left out."""
+        ev = self.evaluator
+        for i, req in enumerate(bdef.require):
+            path = ("blocks", block, "require", i)
+            got = ev.try_evaluate(req.that, env, path + ("that",), notes)
+            if got is FAILED:
+                return False
+            if not isinstance(got, bool):
+                self.budget.error(
+                    f"a requirement must be true or false, got {got!r}",
+                    path + ("that",),
+                    notes=notes,
+                )
+                return False
+            if got:
+                continue
+            message = ev.try_evaluate(req.message, env, path + ("message",), notes)
+            hint = req.hint and ev.try_evaluate(req.hint, env, path + ("hint",), notes)
+            if message is FAILED or hint is FAILED:
+                return False
+            self.budget.error(
+                str(message), path + ("that",), hint=str(hint) if hint else None, notes=notes
+            )
+            return False
+        return True

@@ -13,9 +13,10 @@ from pydantic import ValidationError
 
 from ..errors import Path, SpecError
 from ..graph import INPUT, Group, Node, SkipPath, TensorRef
-from ..layers import LayerConfig, Shape, ShapeError, fmt_shape
+from ..layers import RANK_CONTEXT, LayerConfig, Shape, ShapeError, fmt_shape
 from ..validate import spec_errors
 from .budget import MAX_NODES, Abort, Budget
+from .evaluate import shape_env
 from .scopes import Scope
 
 #: Hints for required layer fields whose absence needs explaining.
@@ -43,6 +44,21 @@ class DraftGraph:
         self.skip_paths: list[SkipPath] = []
         self.input_shape: Shape | None = None
 
+    @property
+    def spatial_rank(self) -> int | None:
+        """The spec's spatial rank, from its input shape ``(*spatial, C)``."""
+        return None if self.input_shape is None else len(self.input_shape) - 1
+
+    def validate_layer(self, cls, data: dict) -> LayerConfig:
+        """``data`` validated by the layer kind ``cls`` at the spec's spatial rank (raises
+        pydantic's ValidationError)."""
+        return cls.model_validate(data, context={RANK_CONTEXT: self.spatial_rank})
+
+    def shape_variables(self, ref: TensorRef | None) -> dict:
+        """The shape variables (``in_channels``, ``in_shape``...) of a scope whose input is
+        ``ref``."""
+        return shape_env(self.shape_of(ref), self.spatial_rank)
+
     def shape_of(self, ref: TensorRef | None) -> Shape | None:
         if ref is None:
             return None
@@ -53,6 +69,13 @@ class DraftGraph:
             return None
         return node.output_shapes[ref.port]
 
+    def port_count(self, name: str) -> int | None:
+        """How many outputs node ``name`` has; None while unknown (not a node, or failed)."""
+        node = self.nodes.get(name)
+        if node is None or node.output_shapes is None:
+            return None
+        return len(node.output_shapes)
+
     def make_layer(
         self, cls, fields: dict, path: Path, notes=(), skip: set[str] = frozenset()
     ) -> LayerConfig | None:
@@ -61,7 +84,7 @@ class DraftGraph:
         kind = cls.model_fields["kind"].default
         data = {"kind": kind, **fields}
         try:
-            return cls.model_validate(data)
+            return self.validate_layer(cls, data)
         except ValidationError as exc:
             for err in spec_errors(exc, data, path, cls):
                 field = err.message.split("'")[1] if "required key '" in err.message else None

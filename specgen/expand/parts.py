@@ -1,10 +1,10 @@
 """The parts of the model, in order: input, encoder, bottleneck, decoder, output activation.
 
 :class:`Expansion` runs the whole pass: the pre-pass, the input shape, the skips, each part's
-items (joining skips into a part's output when it is complete), the bottleneck kind
-(:mod:`~specgen.expand.bottleneck`), the output activation and the training section; then the
-leftovers are reported, and a spec without errors is frozen into its graph and checked whole
-(:mod:`specgen.checks`).
+items (joining skips into a part's output when it is complete), the bottleneck (its items, or the
+library block its shorthand stands for), the output activation, the training section and the
+model outputs (:mod:`~specgen.expand.outputs`); then the leftovers are reported, and a spec
+without errors is frozen into its graph and checked whole (:mod:`specgen.checks`).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 from ..checks import check_graph, explain_resolution
 from ..errors import Path, Source, SpecErrors
 from ..graph import INPUT, ModelGraph, TensorRef
-from ..layers import REGISTRY, Shape
-from ..schema import Bottleneck, InputSpec, OutputSpec, SpecDocument, TrainingSpec
+from ..layers import REGISTRY
+from ..library import library, shorthand_block
+from ..schema import BlockItem, Bottleneck, InputSpec, OutputSpec, SpecDocument, TrainingSpec
 from ..validate import validate_model
-from .bottleneck import build_bottleneck, model_outputs
 from .budget import Abort, Budget, parameter_limit
-from .evaluate import FAILED, Evaluator
+from .evaluate import FAILED, Evaluator, extend
 from .freeze import freeze
 from .items import Items
 from .leftovers import report_leftovers
@@ -34,20 +34,27 @@ class Expansion:
     """One spec document with its parameter values, expanded into its graph by :meth:`build`."""
 
     def __init__(self, doc: SpecDocument, params: Mapping[str, Any], source: Source | None):
-        self.doc = doc
+        self.budget = Budget(source)
+        # the library's blocks, as if the spec had defined them (its own replace them)
+        lib = library()
+        borrowed = {n: b for n, b in lib.blocks.items() if n not in doc.blocks}
+        self.budget.library = {n: lib.sources[n] for n in borrowed}
+        self.own_blocks = frozenset(doc.blocks)
+        self.doc = doc.model_copy(update={"blocks": {**borrowed, **doc.blocks}})
         self.params = params
         self.source = source
-        self.budget = Budget(source)
         self.evaluator = Evaluator(self.budget)
-        self.names = Names(self.budget)
         self.draft = DraftGraph(self.budget)
+        self.names = Names(self.budget, self.draft.port_count)
         self.bottleneck_cfg = None
 
     def build(self) -> ModelGraph:
         try:
             return self._build()
         except Abort:
-            raise SpecErrors(self.budget.errors, self.source) from None
+            raise SpecErrors(self.budget.located(self.budget.errors), self.source) from None
+        except SpecErrors as exc:
+            raise SpecErrors(self.budget.located(exc.errors), exc.source) from None
 
     def check_requirements(self) -> None:
         """The spec's own conditions on its parameters (``require:``), each reported with the
@@ -85,7 +92,7 @@ class Expansion:
         names.parts["decoder"] = Scope("decoder", "decoder", None, params)
         enc_out = items.expand_items(doc.encoder, enc, ("encoder",))
         enc_out = self.finish_part(skips, "encoder", enc_out)
-        bott_out, special = self.expand_bottleneck(enc_out)
+        bott_out = self.expand_bottleneck(items, enc_out)
         dec = names.parts["decoder"]
         dec.input = bott_out
         dec_out = items.expand_items(doc.decoder, dec, ("decoder",))
@@ -96,8 +103,11 @@ class Expansion:
         if doc.training is not None:
             data = doc.training.model_dump(by_alias=True)
             training = self.section(TrainingSpec, data, ("training",))
+        declared = items.outputs
+        top = Scope("", "", TensorRef(INPUT), params)
+        declared.declare(doc.outputs, top, params, ("outputs",), top_level=True)
         report_leftovers(self.budget, names, draft, skips.pending)
-        outputs = model_outputs(self.bottleneck_cfg, dec_out, special)
+        outputs, roles = declared.finish(dec_out)
         if errors:
             errors = explain_resolution(draft.input_shape, draft.nodes.values(), errors)
             raise SpecErrors(errors, self.source)
@@ -112,6 +122,7 @@ class Expansion:
             out_cfg.activation if out_cfg else "linear",
             training,
             out_cfg.reconstructs if out_cfg else True,
+            roles,
         )
         trainable, non_trainable, _ = graph.counts()
         too_large = parameter_limit(trainable + non_trainable)
@@ -140,17 +151,34 @@ class Expansion:
         self.names.tensors[part] = out
         return out
 
-    def expand_bottleneck(self, current: TensorRef | None) -> tuple[TensorRef | None, dict]:
-        """The bottleneck part on the encoder's output ``current``: (the decoder's input, the
-        special tensors by role)."""
+    def expand_bottleneck(self, items: Items, current: TensorRef | None) -> TensorRef | None:
+        """The bottleneck part on the encoder's output ``current``; returns the decoder's input.
+
+        A list of items is expanded like a part of its own. The shorthand ``{kind: K, ...}`` is
+        validated as the kind's fields, then stands for the library block ``K_bottleneck`` with
+        the fields written as its arguments, inlined in the bottleneck scope; the graph records
+        the shorthand unless the spec replaced that block with its own."""
         path = ("bottleneck",)
-        scope = Scope("bottleneck", "bottleneck", current, self.params, role="bottleneck")
+        section = self.doc.bottleneck
+        if isinstance(section, list):
+            scope = Scope("bottleneck", "bottleneck", current, self.params)
+            self.names.parts["bottleneck"] = scope
+            return items.expand_items(section, scope, path)
+        block = shorthand_block(section.kind)
+        own = block in self.own_blocks
+        role = "layer" if own else "bottleneck"
+        scope = Scope("bottleneck", "bottleneck", current, self.params, role=role)
         self.names.parts["bottleneck"] = scope
-        cfg = self.section(Bottleneck, self.doc.bottleneck.model_dump(by_alias=True), path)
+        data = {"kind": section.kind, **section.model_dump(by_alias=True, exclude_unset=True)}
+        cfg = self.section(Bottleneck, data, path)
         if cfg is None:
-            return None, {}
-        self.bottleneck_cfg = cfg
-        return build_bottleneck(cfg, current, _PartSink(self, scope, path))
+            return None
+        if not own:
+            self.bottleneck_cfg = cfg
+        args = cfg.model_dump(exclude_unset=True, exclude={"kind"})
+        use = BlockItem(block=block, args=args, inline=True)
+        env = extend(scope.env, self.draft.shape_variables(current))
+        return items.expand_block_use(use, scope, current, env, path)
 
     def output_activation(self, out_cfg, dec: Scope, dec_out: TensorRef | None):
         """The decoder's output through the output activation, if there is one."""
@@ -159,32 +187,8 @@ class Expansion:
         path = ("output", "activation")
         full = self.names.claim(dec, "output_activation", path)
         if full:
-            layer = REGISTRY[out_cfg.activation](kind=out_cfg.activation)
+            kind = out_cfg.activation
+            layer = self.draft.validate_layer(REGISTRY[kind], {"kind": kind})
             dec_out = self.draft.add_node(full, layer, [dec_out], dec, path)
             self.names.tensors[full] = dec_out
         return dec_out
-
-
-class _PartSink:
-    """Adds a bottleneck kind's nodes to the bottleneck part (a ``NodeSink``)."""
-
-    def __init__(self, expansion: Expansion, scope: Scope, path: Path):
-        self.names = expansion.names
-        self.draft = expansion.draft
-        self.budget = expansion.budget
-        self.scope = scope
-        self.path = path
-
-    def add(self, local: str, kind: str, inputs, **fields) -> TensorRef | None:
-        full = self.names.claim(self.scope, local, self.path)
-        layer = self.draft.make_layer(REGISTRY[kind], fields, self.path)
-        ref = self.draft.add_node(full, layer, inputs, self.scope, self.path) if full else None
-        self.scope.names[local] = ref
-        self.names.tensors[full] = ref
-        return ref
-
-    def shape(self, ref: TensorRef | None) -> Shape | None:
-        return self.draft.shape_of(ref)
-
-    def error(self, message: str, hint: str | None = None) -> None:
-        self.budget.error(message, self.path, hint=hint)

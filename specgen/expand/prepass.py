@@ -9,6 +9,7 @@ from ..errors import Path, choices_hint
 from ..graph import find_cycle
 from ..layers import REGISTRY
 from ..names import check_identifier, identifier_hint
+from ..plugins import UNKNOWN_KIND_HINT
 from ..schema import BUILTIN_VARIABLES, BlockItem, LayerItem, LevelsItem, SpecDocument
 from .budget import MAX_NESTING, Abort, Budget, chain
 
@@ -72,6 +73,8 @@ class _Prepass:
 
     def item_lists(self):
         yield ("encoder",), self.doc.encoder
+        if isinstance(self.doc.bottleneck, list):
+            yield ("bottleneck",), self.doc.bottleneck
         yield ("decoder",), self.doc.decoder
         for bname, bdef in self.doc.blocks.items():
             yield ("blocks", bname, "layers"), bdef.layers
@@ -88,7 +91,8 @@ class _Prepass:
                     self.budget.error(
                         f"unknown layer kind '{item.kind}'",
                         ipath + ("kind",),
-                        hint=choices_hint(item.kind, REGISTRY, "layer kinds"),
+                        hint=choices_hint(item.kind, REGISTRY, "layer kinds")
+                        + f"; {UNKNOWN_KIND_HINT}",
                     )
                     continue
                 allowed = set(cls.model_fields) - {"kind"}
@@ -118,7 +122,7 @@ class _Prepass:
             self.budget.error(
                 f"unknown block '{block}'",
                 ipath + ("block",),
-                hint=choices_hint(block, self.doc.blocks, "defined blocks")
+                hint=choices_hint(block, self.doc.blocks, "blocks of the spec and the library")
                 if self.doc.blocks
                 else "define it under 'blocks:'",
             )

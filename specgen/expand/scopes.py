@@ -8,7 +8,7 @@ stands for, and the references that did not resolve when they were read (reporte
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,12 +45,30 @@ class Scope:
             skip=self.skip,
         )
 
+    def inline(self, current, env, *, notes) -> Scope:
+        """This scope as an inlined block's items see it: the same names, counters and prefix,
+        with ``input`` the tensor the block starts from and the block's environment."""
+        return Scope(
+            self.prefix,
+            self.part,
+            current,
+            env,
+            self.names,
+            self.folded,
+            self.counters,
+            notes,
+            self.role,
+            self.skip,
+        )
+
 
 class Names:
     """Every name claimed so far, the tensor each stands for, and unresolved references."""
 
-    def __init__(self, budget: Budget):
+    def __init__(self, budget: Budget, port_count: Callable[[str], int | None] | None = None):
         self.budget = budget
+        #: how many outputs a node has (None while unknown), to check ``node:k`` references
+        self.port_count = port_count
         #: the output of each named node or group (None after an error)
         self.tensors: dict[str, TensorRef | None] = {}
         self.defined_at: dict[str, Path] = {}
@@ -89,8 +107,11 @@ class Names:
         return full
 
     def resolve(self, text: str, scope: Scope, consumer: str, path: Path, notes=()):
-        """A reference in ``inputs``/``from``: sibling, ``input``, relative or absolute dotted.
-        Returns ``(tensor, found)``; a reference not found is remembered for the final report."""
+        """A reference in ``inputs``/``from``: sibling, ``input``, relative or absolute dotted,
+        optionally followed by ``:k``, the node's output ``k``. Returns ``(tensor, found)``; a
+        reference not found is remembered for the final report."""
+        if ":" in text:
+            return self._resolve_port(text, scope, consumer, path, notes)
         if text == INPUT:
             return scope.input, True
         if "." not in text and text in scope.names:
@@ -101,3 +122,31 @@ class Names:
         for candidate in (scope.full(text), text):
             self.unresolved.append((candidate, consumer, path, tuple(notes)))
         return None, False
+
+    def _resolve_port(self, text: str, scope: Scope, consumer: str, path: Path, notes):
+        """``name:k``: output ``k`` of the node ``name`` stands for."""
+        head, _, tail = text.rpartition(":")
+        if not (tail.isascii() and tail.isdigit()) or not head or ":" in head:
+            self.budget.error(
+                f"bad reference '{text}': write 'name:k' for output k of a node (k = 0, 1, ...)",
+                path,
+                notes=notes,
+            )
+            return None, True
+        ref, found = self.resolve(head, scope, consumer, path, notes)
+        if ref is None:
+            return None, found
+        port = int(tail)
+        count = self.port_count(ref.node) if self.port_count is not None else None
+        if ref.node == INPUT:
+            count = 1
+        if count is not None and port >= count:
+            outputs = "1 output" if count == 1 else f"{count} outputs"
+            self.budget.error(
+                f"'{head}' has {outputs}, so '{text}' names none of them",
+                path,
+                hint=f"outputs are numbered from 0 to {count - 1}",
+                notes=notes,
+            )
+            return None, True
+        return TensorRef(ref.node, port), True

@@ -18,7 +18,7 @@ from ..graph import INPUT, Node, SkipPath, TensorRef
 from ..layers import REGISTRY
 from ..schema import SkipSpec, SpecDocument
 from .budget import Budget
-from .evaluate import FAILED, Evaluator, extend, shape_env
+from .evaluate import FAILED, Evaluator, extend
 from .nodes import DraftGraph
 from .scopes import Names, Scope
 
@@ -175,7 +175,7 @@ class Skips:
                     outs.append(None)
                     continue
                 draft.add_group(full, Scope(full, scope.part, None, {}, role="skip"), inst.path)
-                env = extend(inst.env, shape_env(draft.shape_of(src)))
+                env = extend(inst.env, draft.shape_variables(src))
                 child = Scope(full, scope.part, src, env, role="skip", skip=full)
                 out = self.expand_items(inst.layers, child, inst.path + ("layers",))
                 names.record(scope, inst.name, out)
@@ -187,7 +187,7 @@ class Skips:
             mfull = names.claim(scope, merge_local, group[0].path)
             if mfull is None:
                 return None
-            layer = REGISTRY[kind](kind=kind)
+            layer = draft.validate_layer(REGISTRY[kind], {"kind": kind})
             merge_scope = Scope(scope.prefix, scope.part, None, {}, role="merge", skip=mfull)
             if any(o is None for o in outs):
                 draft.nodes[mfull] = Node(

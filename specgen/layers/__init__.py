@@ -27,7 +27,9 @@ from . import (  # noqa: F401
 )
 from .base import (
     INITIALIZERS,
+    RANK_CONTEXT,
     REGISTRY,
+    SPATIAL_RANKS,
     Initializer,
     LayerConfig,
     Shape,
@@ -36,7 +38,7 @@ from .base import (
     layer_kinds,
     register,
 )
-from .conv import Conv2d, Conv2dTranspose, same_padding, transpose_crop
+from .conv import Conv, Conv2d, Conv2dTranspose, ConvTranspose, same_padding, transpose_crop
 
 AnyLayer = Annotated[
     reduce(operator.or_, (REGISTRY[k] for k in layer_kinds())),  # type: ignore[valid-type]
@@ -45,12 +47,16 @@ AnyLayer = Annotated[
 
 __all__ = [
     "AnyLayer",
+    "Conv",
     "Conv2d",
     "Conv2dTranspose",
+    "ConvTranspose",
     "INITIALIZERS",
     "Initializer",
     "LayerConfig",
+    "RANK_CONTEXT",
     "REGISTRY",
+    "SPATIAL_RANKS",
     "Shape",
     "ShapeError",
     "fmt_shape",

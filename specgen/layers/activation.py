@@ -55,9 +55,10 @@ class PReLU(_Activation):
     def infer(self, inputs: list[Shape]) -> list[Shape]:
         (shape,) = inputs
         if self.shared:
-            expect_rank(self.kind, shape, (1, 2, 3))
+            ranks = range(1, self.spatial_rank + 2)
+            expect_rank(self.kind, shape, tuple(ranks), spatial=self.spatial_rank)
         else:
-            expect_rank(self.kind, shape, (1, 3), hint="use shared: true for a single slope")
+            self.expect_map(shape, vector=True, hint="use shared: true for a single slope")
         return [shape]
 
     def count_params(self, inputs: list[Shape]) -> tuple[int, int]:
@@ -113,5 +114,6 @@ class Softmax(_Activation):
     kind: Literal["softmax"] = "softmax"
 
     def infer(self, inputs: list[Shape]) -> list[Shape]:
-        expect_rank(self.kind, inputs[0], (1, 2, 3))
+        ranks = tuple(range(1, self.spatial_rank + 2))
+        expect_rank(self.kind, inputs[0], ranks, spatial=self.spatial_rank)
         return [inputs[0]]

@@ -1,12 +1,13 @@
-"""Spatial self-attention over the positions of an image: ``attention``.
+"""Spatial self-attention over the positions of a feature map: ``attention``.
 
 The block of diffusers' ``AutoencoderKL`` mid-block (``Attention`` with a group norm, a residual
-connection and ``_from_deprecated_attn_block``): every position of an ``(H, W, C)`` map attends to
-every other one, and the result is added back to the input.
+connection and ``_from_deprecated_attn_block``): every position of an ``(H, W, C)`` map (of any
+spatial rank) attends to every other one, and the result is added back to the input.
 """
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar, Literal
 
 from pydantic import model_validator
@@ -20,22 +21,23 @@ from .base import (
     Shape,
     ShapeError,
     StrictBool,
-    expect_rank,
+    map_hint,
     register,
 )
-from .conv import IMAGE_HINT
 
 
 @register
 class Attention(LayerConfig):
-    """Multi-head self-attention over the ``H * W`` positions of an image.
+    """Multi-head self-attention over all the spatial positions of a feature map (``H * W`` of an
+    image).
 
     ``y = group_norm(x)`` (``norm_groups`` groups, learnt per-channel gamma and beta), flattened
-    to a sequence of ``H * W`` vectors in row-major order; the linear projections ``q``, ``k``
-    and ``v`` (with bias) map each vector to ``heads`` x ``head_dim`` values; each head computes
-    ``softmax(q k^T / sqrt(head_dim)) v``; the heads' results, side by side, go through one more
-    linear projection (with bias) back to ``C`` channels and are put back in ``(H, W, C)`` form.
-    With ``residual`` the input ``x`` is added; the sum is divided by ``rescale_output_factor``.
+    to a sequence of ``H * W`` (``D * H * W``, ``L``) vectors in row-major order; the linear
+    projections ``q``, ``k`` and ``v`` (with bias) map each vector to ``heads`` x ``head_dim``
+    values; each head computes ``softmax(q k^T / sqrt(head_dim)) v``; the heads' results, side by
+    side, go through one more linear projection (with bias) back to ``C`` channels and are put
+    back in ``(*spatial, C)`` form. With ``residual`` the input ``x`` is added; the sum is divided
+    by ``rescale_output_factor``.
 
     ``head_dim`` defaults to ``C / heads`` (``C`` itself for one head), so that ``heads`` must
     then divide ``C``. MACs count the four projections (``4 * H*W * C * heads*head_dim``) and the
@@ -70,8 +72,8 @@ class Attention(LayerConfig):
 
     def infer(self, inputs: list[Shape]) -> list[Shape]:
         (shape,) = inputs
-        expect_rank(self.kind, shape, (3,), hint=IMAGE_HINT)
-        channels = shape[2]
+        self.expect_map(shape, hint=map_hint(self.spatial_rank))
+        channels = shape[-1]
         if channels % self.norm_groups:
             raise ShapeError(
                 f"attention with norm_groups={self.norm_groups} needs the channel count to be a "
@@ -89,7 +91,7 @@ class Attention(LayerConfig):
         return [shape]
 
     def count_params(self, inputs: list[Shape]) -> tuple[int, int]:
-        channels = inputs[0][2]
+        channels = inputs[0][-1]
         heads, head_dim = self.dims(channels)
         inner = heads * head_dim
         norm = 2 * channels
@@ -98,8 +100,8 @@ class Attention(LayerConfig):
         return norm + qkv + out, 0
 
     def count_macs(self, inputs: list[Shape], outputs: list[Shape]) -> int:
-        h, w, channels = inputs[0]
+        channels = inputs[0][-1]
         heads, head_dim = self.dims(channels)
         inner = heads * head_dim
-        positions = h * w
+        positions = math.prod(inputs[0][:-1])
         return 4 * positions * channels * inner + 2 * positions * positions * inner

@@ -17,14 +17,14 @@ from .base import (
     NonNegative,
     Positive,
     Shape,
-    expect_rank,
+    map_hint,
+    product,
     register,
 )
-from .conv import IMAGE_HINT
 
 
 class _DivisiveNorm(LayerConfig):
-    """Generalized divisive normalization of an image, per position across its channels.
+    """Generalized divisive normalization of a feature map, per position across its channels.
 
     ``norm[i] = beta[i] + sum_j gamma[i, j] * x[j]^2`` (a 1x1 convolution of ``x^2`` with bias);
     ``gdn`` gives ``x / sqrt(norm)``, ``igdn`` (its approximate inverse) ``x * sqrt(norm)``.
@@ -33,7 +33,7 @@ class _DivisiveNorm(LayerConfig):
     value used is ``max(p, bound)^2 - pedestal`` with ``pedestal = 2^-36`` and
     ``bound = sqrt(minimum + pedestal)``, where the minimum is ``beta_min`` for beta and 0 for
     gamma. They start at beta = 1 and gamma = ``gamma_init`` times the identity. MACs count the
-    1x1 convolution, ``H * W * C^2``.
+    1x1 convolution, ``H * W * C^2`` (the spatial positions times ``C^2``).
     """
 
     beta_min: Positive = 1e-6
@@ -45,16 +45,16 @@ class _DivisiveNorm(LayerConfig):
 
     def infer(self, inputs: list[Shape]) -> list[Shape]:
         (shape,) = inputs
-        expect_rank(self.kind, shape, (3,), hint=IMAGE_HINT)
+        self.expect_map(shape, hint=map_hint(self.spatial_rank))
         return [shape]
 
     def count_params(self, inputs: list[Shape]) -> tuple[int, int]:
-        channels = inputs[0][2]
+        channels = inputs[0][-1]
         return channels + channels * channels, 0
 
     def count_macs(self, inputs: list[Shape], outputs: list[Shape]) -> int:
-        h, w, channels = inputs[0]
-        return h * w * channels * channels
+        channels = inputs[0][-1]
+        return product(inputs[0][:-1]) * channels * channels
 
 
 @register
@@ -84,7 +84,8 @@ Probability = Annotated[float, Field(strict=True, allow_inf_nan=False, gt=0.0, l
 
 @register
 class EntropyBottleneck(LayerConfig):
-    """A factorized entropy model: quantizes an ``(H, W, C)`` map and gives each value's likelihood.
+    """A factorized entropy model: quantizes a ``(*spatial, C)`` map and gives each value's
+    likelihood.
 
     Each channel has its own learnt cumulative density ``c(v)``: a chain of small per-channel
     maps ``1 -> filters[0] -> ... -> filters[-1] -> 1``, each ``softplus(matrix) @ v + bias``,
@@ -94,9 +95,9 @@ class EntropyBottleneck(LayerConfig):
     output value ``y`` is ``sigmoid(c(y + 0.5)) - sigmoid(c(y - 0.5))``, at least
     ``likelihood_bound``.
 
-    Outputs: ``quantized`` and ``likelihoods``, both ``(H, W, C)``. Parameters, all trainable, per
-    channel: the matrices, biases and factors, and the three ``quantiles`` (which compressai trains
-    with its auxiliary loss alone, towards the ``tail_mass`` quantiles).
+    Outputs: ``quantized`` and ``likelihoods``, both of the input's shape. Parameters, all
+    trainable, per channel: the matrices, biases and factors, and the three ``quantiles`` (which
+    compressai trains with its auxiliary loss alone, towards the ``tail_mass`` quantiles).
     """
 
     kind: Literal["entropy_bottleneck"] = "entropy_bottleneck"
@@ -115,7 +116,7 @@ class EntropyBottleneck(LayerConfig):
 
     def infer(self, inputs: list[Shape]) -> list[Shape]:
         (shape,) = inputs
-        expect_rank(self.kind, shape, (3,), hint=IMAGE_HINT)
+        self.expect_map(shape, hint=map_hint(self.spatial_rank))
         return [shape, shape]
 
     def count_params(self, inputs: list[Shape]) -> tuple[int, int]:
@@ -123,4 +124,4 @@ class EntropyBottleneck(LayerConfig):
         matrices = sum(a * b for a, b in zip(widths, widths[1:], strict=False))
         biases = sum(widths[1:])
         factors = sum(self.filters)
-        return inputs[0][2] * (matrices + biases + factors + 3), 0
+        return inputs[0][-1] * (matrices + biases + factors + 3), 0

@@ -10,8 +10,8 @@ from .base import (
     NonNegative,
     Shape,
     ShapeError,
-    expect_rank,
     fmt_shape,
+    product,
     register,
 )
 
@@ -50,15 +50,15 @@ class VaeSampling(LayerConfig):
 
 @register
 class VectorQuantizer(LayerConfig):
-    """VQ-VAE bottleneck: each D-vector of an ``(H, W, D)`` map is replaced by its nearest
-    codebook entry (``num_embeddings`` x D, trainable).
+    """VQ-VAE bottleneck: each D-vector of an ``(H, W, D)`` map (of any spatial rank) is replaced
+    by its nearest codebook entry (``num_embeddings`` x D, trainable).
 
     Outputs: ``quantized`` (H, W, D), the scalar ``loss`` (codebook loss plus
     ``commitment_cost`` times the commitment loss; with ``loss_weighting: diffusers_legacy`` the
     commitment loss plus ``commitment_cost`` times the codebook loss, as diffusers'
     ``VectorQuantizer(legacy=True)`` weights them), the scalar ``perplexity`` of code usage, and
-    the ``indices`` map (H, W) of chosen codes. MACs count the distance computation
-    ``H * W * num_embeddings * D``.
+    the ``indices`` map (H, W) of chosen codes (the input's spatial shape). MACs count the distance
+    computation ``H * W * num_embeddings * D``.
     """
 
     kind: Literal["vector_quantizer"] = "vector_quantizer"
@@ -72,23 +72,22 @@ class VectorQuantizer(LayerConfig):
 
     def infer(self, inputs: list[Shape]) -> list[Shape]:
         (shape,) = inputs
-        expect_rank(self.kind, shape, (3,))
-        h, w, _ = shape
-        return [shape, (), (), (h, w)]
+        self.expect_map(shape)
+        return [shape, (), (), shape[:-1]]
 
     def count_params(self, inputs: list[Shape]) -> tuple[int, int]:
-        return self.num_embeddings * inputs[0][2], 0
+        return self.num_embeddings * inputs[0][-1], 0
 
     def count_macs(self, inputs: list[Shape], outputs: list[Shape]) -> int:
-        h, w, d = inputs[0]
-        return h * w * self.num_embeddings * d
+        return product(inputs[0][:-1]) * self.num_embeddings * inputs[0][-1]
 
 
 @register
 class DiagonalGaussian(LayerConfig):
     """The parameters of a diagonal Gaussian, as diffusers' ``DiagonalGaussianDistribution``
-    reads them: an ``(H, W, 2L)`` map split along channels into the ``mean`` (the first L) and
-    the ``logvar`` (the last L), the logvar clamped to [-30, 20]. Outputs: both ``(H, W, L)``.
+    reads them: an ``(H, W, 2L)`` map (of any spatial rank) split along channels into the ``mean``
+    (the first L) and the ``logvar`` (the last L), the logvar clamped to [-30, 20]. Outputs: both
+    ``(H, W, L)``.
     """
 
     kind: Literal["diagonal_gaussian"] = "diagonal_gaussian"
@@ -98,11 +97,12 @@ class DiagonalGaussian(LayerConfig):
 
     def infer(self, inputs: list[Shape]) -> list[Shape]:
         (shape,) = inputs
-        expect_rank(self.kind, shape, (3,))
-        h, w, c = shape
+        self.expect_map(shape)
+        c = shape[-1]
         if c % 2:
             raise ShapeError(
                 f"diagonal_gaussian needs an even number of channels (mean and logvar), got "
                 f"{fmt_shape(shape)}"
             )
-        return [(h, w, c // 2), (h, w, c // 2)]
+        half = (*shape[:-1], c // 2)
+        return [half, half]

@@ -1,6 +1,7 @@
 """Normalisation layers: ``batch_norm``, ``layer_norm``, ``group_norm`` and ``instance_norm``.
 
-All normalise channel-last tensors and apply a learnt per-channel ``gamma``/``beta``: the first
+All normalise channel-last tensors (feature maps of the spec's rank; ``batch_norm`` and
+``layer_norm`` vectors too) and apply a learnt per-channel ``gamma``/``beta``: the first
 three with ``scale``/``center``, ``instance_norm`` with ``affine`` (PyTorch's options and defaults).
 """
 
@@ -17,7 +18,7 @@ from .base import (
     Shape,
     ShapeError,
     StrictBool,
-    expect_rank,
+    fmt_window,
     product,
     register,
 )
@@ -34,7 +35,7 @@ class _NormBase(LayerConfig):
 
     def infer(self, inputs: list[Shape]) -> list[Shape]:
         (shape,) = inputs
-        expect_rank(self.kind, shape, (1, 3))
+        self.expect_map(shape, vector=True)
         return [shape]
 
     def _affine(self, channels: int) -> int:
@@ -74,8 +75,8 @@ class LayerNorm(_NormBase):
 
 @register
 class GroupNorm(_NormBase):
-    """Splits the channels of an image into ``groups`` groups and normalises each group over
-    (H, W, channels-in-group); ``gamma``/``beta`` stay per channel."""
+    """Splits the channels of a feature map into ``groups`` groups and normalises each group over
+    (*spatial, channels-in-group); ``gamma``/``beta`` stay per channel."""
 
     kind: Literal["group_norm"] = "group_norm"
     groups: Count
@@ -84,8 +85,8 @@ class GroupNorm(_NormBase):
 
     def infer(self, inputs: list[Shape]) -> list[Shape]:
         (shape,) = inputs
-        expect_rank(self.kind, shape, (3,))
-        channels = shape[2]
+        self.expect_map(shape)
+        channels = shape[-1]
         if channels % self.groups:
             raise ShapeError(
                 f"group_norm with groups={self.groups} needs the channel count to be a multiple "
@@ -100,6 +101,7 @@ class GroupNorm(_NormBase):
 class InstanceNorm(LayerConfig):
     """Normalises each channel of each sample over its spatial positions (every axis but the
     last), with the biased variance and no running statistics, as PyTorch's ``InstanceNorm2d``
+    (``InstanceNorm1d``, ``InstanceNorm3d``)
     with ``track_running_stats=False``; ``affine`` adds a learnt per-channel ``gamma``/``beta``.
     Equal to ``group_norm`` with one group per channel."""
 
@@ -112,12 +114,13 @@ class InstanceNorm(LayerConfig):
 
     def infer(self, inputs: list[Shape]) -> list[Shape]:
         (shape,) = inputs
-        expect_rank(self.kind, shape, (3,), hint="use layer_norm or batch_norm on a vector")
+        self.expect_map(shape, hint="use layer_norm or batch_norm on a vector")
         if product(shape[:-1]) == 1:
             raise ShapeError(
                 "instance_norm needs more than one spatial position to normalise over; "
                 "every output would be 0",
-                hint="place it where the spatial size is larger than 1x1",
+                hint="place it where the spatial size is larger than "
+                f"{fmt_window((1,) * self.spatial_rank)}",
             )
         return [shape]
 
