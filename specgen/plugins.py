@@ -40,6 +40,7 @@ import contextlib
 import importlib
 import importlib.metadata
 import keyword
+import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -313,7 +314,8 @@ def _load_entry_point(ep: importlib.metadata.EntryPoint) -> None:
     label = f"plugin '{ep.name}'" + (f" ({name} {version})" if name else "")
     via = f"entry point '{ep.name}'"
     try:
-        obj = ep.load()
+        with _quiet_import():
+            obj = ep.load()
     except Exception as exc:
         raise PluginError(
             f"cannot load {label}, entry point '{ep.name} = {ep.value}' in group "
@@ -325,6 +327,18 @@ def _load_entry_point(ep: importlib.metadata.EntryPoint) -> None:
 def _load_module(text: str) -> list[PluginInfo]:
     label = f"plugin '{text}' (--plugin)"
     module_name, _, attr = text.partition(":")
+    folder, _, file = text.replace("\\", "/").rpartition("/")
+    stem, _, suffix = file.rpartition(".")
+    if suffix.lower() in ("py", "pyc") and stem:  # importing 'layers.py' would run layers.py
+        raise PluginError(
+            f"{label}: a Python file, but --plugin takes a module name: put its folder "
+            f"({folder or '.'}) on PYTHONPATH and give --plugin {stem}"
+        )
+    if suffix.lower() in ("yaml", "yml", "json") and (folder or os.path.isfile(text)):
+        raise PluginError(
+            f"{label}: a spec file, but --plugin takes the module name of a plugin "
+            "(package.module); give spec files as SPEC arguments"
+        )
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", module_name) or (
         attr and not attr.isidentifier()
     ):
@@ -332,12 +346,21 @@ def _load_module(text: str) -> list[PluginInfo]:
             f"{label}: not a module name (give package.module or package.module:Class)"
         )
     try:
-        module = importlib.import_module(module_name)
+        with _quiet_import():
+            module = importlib.import_module(module_name)
         obj = getattr(module, attr) if attr else module
     except Exception as exc:
         raise PluginError(f"cannot load {label}: {_exception(exc)}") from exc
     dist, version = _distribution_of(module)
     return _register_all(_configs(obj, label, text), label, dist, version, f"--plugin {text}")
+
+
+@contextlib.contextmanager
+def _quiet_import() -> Iterator[None]:
+    """Import a plugin with what it prints sent to stderr: specgen's stdout carries its
+    results (``expand``, ``schema``, ``summary``), which a plugin must not corrupt."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 def _distribution_of(module: Any) -> tuple[str | None, str | None]:

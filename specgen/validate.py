@@ -141,6 +141,10 @@ def _message(err: dict[str, Any], model: Any = None) -> tuple[str, str | None]:
             "specs follow YAML 1.2: yes/no/on/off are strings; write true or false",
         )
     msg = err["msg"]
+    hint = err.get("ctx", {}).get("hint")
+    if isinstance(hint, str):
+        # a validator's own error, raised with its hint in the context
+        return f"{msg[:1].lower()}{msg[1:]}", hint
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
         return f"{msg[:1].lower()}{msg[1:]}", None

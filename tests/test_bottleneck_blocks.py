@@ -337,6 +337,25 @@ def test_an_inline_block_use_takes_no_name():
     assert error.path == ("bottleneck", 0, "inline")
 
 
+def test_two_inline_uses_of_one_block_name_the_first_use_in_the_duplicate_error():
+    """The same item of a block inlined twice in one scope: the error says which use made the
+    name first (the item's own line is the same for both) and how to avoid the clash."""
+    text = (
+        HEAD
+        + "blocks:\n  named:\n    layers: [{kind: relu, name: act}]\n"
+        + "bottleneck:\n  - {block: named, inline: true}\n  - {block: named, inline: true}\n"
+        + DECODER
+    )
+    (error,) = errors_of(text)
+    assert error.path == ("blocks", "named", "layers", 0, "name")
+    assert error.message == (
+        "duplicate name 'act' in bottleneck (first defined at spec.yaml:8:33, "
+        "in block 'named' used at spec.yaml:10:5)"
+    )
+    assert error.notes == ("in block 'named' used at spec.yaml:11:5",)
+    assert "drop 'inline: true'" in error.hint
+
+
 # -- block requirements ---------------------------------------------------------------------------
 
 

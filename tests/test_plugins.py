@@ -210,6 +210,44 @@ def test_a_plugin_that_fails_to_import_is_one_clean_line():
     ]
 
 
+def test_what_a_plugin_prints_at_import_stays_off_stdout():
+    """stdout carries results (``expand`` writes the spec there): a plugin's prints go to
+    stderr, so the expanded spec is the same with or without it."""
+    plain = specgen_process("expand", str(SPEC), "--plugin", KINDS)
+    noisy = specgen_process("expand", str(SPEC), "--plugin", KINDS, "--plugin", "noisy_import")
+    assert plain.returncode == noisy.returncode == 0, noisy.stderr
+    assert noisy.stdout == plain.stdout and noisy.stdout.startswith("specgen: 1\n")
+    assert noisy.stderr == "noisy_import: loading the passthrough kind\n"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (
+            str(MISBEHAVING / "noisy_import.py"),
+            f"a Python file, but --plugin takes a module name: put its folder ({MISBEHAVING}) "
+            "on PYTHONPATH and give --plugin noisy_import",
+        ),
+        (
+            "noisy_import.py",
+            "a Python file, but --plugin takes a module name: put its folder (.) on "
+            "PYTHONPATH and give --plugin noisy_import",
+        ),
+        (
+            str(SPEC),
+            "a spec file, but --plugin takes the module name of a plugin (package.module); "
+            "give spec files as SPEC arguments",
+        ),
+        ("../noisy_import", "not a module name (give package.module or package.module:Class)"),
+    ],
+)
+def test_a_file_given_as_plugin_is_refused_without_running_it(given, expected):
+    proc = specgen_process("validate", str(SPEC), "--plugin", given, cwd=MISBEHAVING)
+    assert proc.returncode == 1 and proc.stdout == ""
+    # one line, and the file was not imported (it would have printed)
+    assert proc.stderr.splitlines() == [f"specgen: error: plugin '{given}' (--plugin): {expected}"]
+
+
 def test_a_bug_in_a_plugin_rule_is_the_plugin_s(isolated, capsys, tmp_path):
     spec = spec_text(
         "{kind: learned_scale, name: out_scale, use_bias: false}", "{kind: buggy_rule}", tmp_path

@@ -318,6 +318,42 @@ def test_rank_mismatch_is_an_error_in_words(rank, config, message):
     assert message in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("rank", "config", "hint"),
+    [
+        (
+            3,
+            {"kind": "avg_pool", "pool_size": 2, "strides": [2, 2]},
+            "a list with one entry per spatial axis (depth, height, width)",
+        ),
+        (
+            2,
+            {"kind": "conv", "filters": 1, "kernel_size": 3, "dilation_rate": [1]},
+            "a list with one entry per spatial axis (height, width)",
+        ),
+        (
+            1,
+            {"kind": "pad", "padding": [1, 2]},
+            "(length); an entry may be a [before, after] pair, as in [[1, 2]]",
+        ),
+        (
+            3,
+            {"kind": "crop", "cropping": [[1, 2], 0]},
+            "an entry may be a [before, after] pair, as in [[1, 2], [1, 2], [1, 2]]",
+        ),
+    ],
+)
+def test_a_per_axis_list_of_the_wrong_length_has_a_hint(rank, config, hint):
+    """The located error of the spec names the axes the list should have one entry for."""
+    from specgen.validate import spec_errors
+
+    with pytest.raises(ValidationError) as info:
+        make(config, rank)
+    (error,) = spec_errors(info.value, config)
+    assert error.message.startswith(f"this spec is {rank}-D; ")
+    assert hint in error.hint
+
+
 def test_aliases_fix_their_rank():
     assert make({"kind": "conv3d", "filters": 1, "kernel_size": 3}, 3).kernel_size == (3, 3, 3)
     # validated without a spec, an alias takes its own rank, and a neutral kind 2-D

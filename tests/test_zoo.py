@@ -129,6 +129,33 @@ AUTOENCODER_CASES = [
         },
         True,
     ),
+    # even kernels where MONAI takes them: an explicit padding, or dilations that make the same
+    # padding whole (a padding of 0 gives residual units MONAI's same padding)
+    (
+        {
+            "input_shape": [16, 16, 1],
+            "channels": [4, 8],
+            "strides": [2, 2],
+            "kernel_size": 4,
+            "padding": 1,
+            "out_channels": 2,
+        },
+        True,
+    ),
+    (
+        {
+            "input_shape": [16, 16, 1],
+            "channels": [4],
+            "strides": [2],
+            "kernel_size": 4,
+            "padding": 0,
+            "inter_channels": [8],
+            "inter_dilations": [2],
+            "num_inter_units": 1,
+            "out_channels": 3,
+        },
+        True,
+    ),
 ]
 
 UNET_CASES = [
@@ -321,6 +348,41 @@ def test_zoo_spec_verifies_in_1d_and_3d(spec, input_shape) -> None:
     overrides = {"input_shape": input_shape, "channels": [4, 8, 16], "strides": [2, 2, 2]}
     report = verify(build_graph(ZOO / spec, overrides))
     assert report.ok, report.table()
+
+
+# settings MONAI refuses with "Same padding not available": an even kernel whose same padding
+# MONAI computes (no padding given, or 0 for a residual unit)
+EVEN_KERNEL_CASES = [
+    ("monai_autoencoder.yaml", nets.AutoEncoder, {"kernel_size": 4}),
+    ("monai_autoencoder.yaml", nets.AutoEncoder, {"up_kernel_size": 2}),
+    (
+        "monai_autoencoder.yaml",
+        nets.AutoEncoder,
+        {"kernel_size": 4, "padding": 0, "num_res_units": 1},
+    ),
+    ("monai_unet.yaml", nets.UNet, {"kernel_size": 4}),
+    ("monai_unet.yaml", nets.UNet, {"up_kernel_size": 2, "num_res_units": 1}),
+    ("monai_varautoencoder.yaml", nets.VarAutoEncoder, {"kernel_size": 2}),
+    ("monai_varautoencoder.yaml", nets.VarAutoEncoder, {"up_kernel_size": 4}),
+]
+
+
+@pytest.mark.parametrize(
+    "case", EVEN_KERNEL_CASES, ids=lambda c: c[0].split(".")[0] + ":" + case_id((c[2], None))
+)
+def test_even_kernels_are_refused_where_monai_refuses_them(case) -> None:
+    from specgen.errors import SpecErrors
+
+    spec, library_class, overrides = case
+    if library_class is nets.VarAutoEncoder:
+        arguments = vae_arguments(overrides)
+    else:
+        defaults = AUTOENCODER_DEFAULTS if library_class is nets.AutoEncoder else UNET_DEFAULTS
+        arguments = monai_arguments(defaults, overrides)
+    with pytest.raises(NotImplementedError, match="Same padding not available"):
+        library_class(**arguments)
+    with pytest.raises(SpecErrors, match="MONAI's same padding is not available for kernel_size"):
+        build_graph(ZOO / spec, overrides)
 
 
 def test_unknown_activation_names_the_accepted_ones() -> None:

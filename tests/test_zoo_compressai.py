@@ -38,6 +38,7 @@ SETTINGS = [
     ({}, 128, 192),
     ({"N": 8, "M": 12, "input_shape": [32, 32, 3]}, 8, 12),
     ({"N": 16, "M": 6, "input_shape": [48, 32, 3]}, 16, 6),
+    ({"N": 1, "M": 1, "input_shape": [16, 48, 3]}, 1, 1),
 ]
 SMALL = SETTINGS[1][0]
 
@@ -68,7 +69,9 @@ def trained_looking(model, seed: int) -> None:
     with torch.no_grad():
         for name, p in model.named_parameters():
             noise = torch.randn(p.shape, generator=generator)
-            p.add_(noise * (0.5 if name.endswith("quantiles") else 0.02 * float(p.std() or 1)))
+            # the spread of all of p's values (a 1-value tensor's spread is 0, so scale 1)
+            spread = float(p.std(correction=0) or 1)
+            p.add_(noise * (0.5 if name.endswith("quantiles") else 0.02 * spread))
 
 
 def models(compressai, overrides: dict, n: int, m: int, seed: int = 0):
@@ -81,7 +84,9 @@ def models(compressai, overrides: dict, n: int, m: int, seed: int = 0):
     return graph, theirs, ours
 
 
-@pytest.mark.parametrize("overrides,n,m", SETTINGS, ids=["defaults", "small", "narrow_latent"])
+@pytest.mark.parametrize(
+    "overrides,n,m", SETTINGS, ids=["defaults", "small", "narrow_latent", "one_channel_wide"]
+)
 def test_counts_and_outputs_match_compressai(compressai, overrides, n, m):
     graph, theirs, ours = models(compressai, overrides, n, m)
     total = sum(p.numel() for p in theirs.parameters())

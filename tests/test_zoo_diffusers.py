@@ -345,6 +345,8 @@ def test_the_defaults_are_the_stable_diffusion_vae() -> None:
         (VQ_SPEC, "up_block_types", ["AttnUpDecoderBlock2D"] * 3, "must all be UpDecoderBlock2D"),
         (KL_SPEC, "up_block_types", ["UpDecoderBlock2D"], "one entry per block_out_channels"),
         (VQ_SPEC, "norm_type", "spatial", "norm_type must be group"),
+        (KL_SPEC, "layers_per_block", 0, "layers_per_block 0 needs block_out_channels all equal"),
+        (VQ_SPEC, "layers_per_block", 0, "layers_per_block 0 needs block_out_channels all equal"),
     ],
 )
 def test_unsupported_settings_are_refused(spec, name, value, message) -> None:
@@ -352,3 +354,24 @@ def test_unsupported_settings_are_refused(spec, name, value, message) -> None:
 
     with pytest.raises(SpecErrors, match=message):
         build_graph(ZOO / spec, {name: value})
+
+
+@pytest.mark.parametrize(
+    ("spec", "library_class", "base"),
+    [(KL_SPEC, diffusers.AutoencoderKL, SD_VAE), (VQ_SPEC, diffusers.VQModel, VQ_F4)],
+    ids=["autoencoder_kl", "vq_model"],
+)
+def test_no_encoder_resnets_with_changing_widths_is_refused_like_diffusers(
+    spec, library_class, base
+) -> None:
+    """Without residual blocks nothing in diffusers' encoder changes the width, so its model
+    fails on the first downsampler; the spec refuses the setting."""
+    from specgen.errors import SpecErrors
+
+    overrides = {"input_shape": [8, 8, 3], "block_out_channels": [4, 8], "norm_num_groups": 4}
+    overrides["layers_per_block"] = 0
+    model = library_class(**diffusers_arguments(base, overrides))
+    with pytest.raises(RuntimeError):
+        model(torch.randn(1, 3, 8, 8))
+    with pytest.raises(SpecErrors, match="layers_per_block 0 needs block_out_channels all equal"):
+        build_graph(ZOO / spec, overrides)

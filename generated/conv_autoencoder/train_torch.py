@@ -898,12 +898,12 @@ def main(argv=None) -> dict:
             continue
         net.eval()
         with torch.no_grad():
-            val_losses, val_mse = [], []
+            val_losses, val_mse, shown = [], [], []
             for first in range(0, len(val_x), args.batch_size):
                 x = val_x[first : first + args.batch_size].to(device)
                 loss, recon, _ = compute_loss(model, x, args)
-                if first == 0:
-                    shown = recon[:8].float().movedim(1, -1).cpu().numpy()
+                if first < 8:  # the preview's 8 samples may span several batches
+                    shown.append(recon[: 8 - first].float().movedim(1, -1))
                 val_losses.append(loss.item() * len(x))
                 val_mse.append(F.mse_loss(recon.float(), x, reduction="sum").item())
         record = {
@@ -919,7 +919,8 @@ def main(argv=None) -> dict:
             f"val loss {record['val_loss']:.5f}, val psnr {record['val_psnr']:.2f} dB",
             flush=True,
         )
-        picture = preview(val_set[:8], shown)
+        shown = torch.cat(shown).cpu().numpy()
+        picture = preview(val_set[: len(shown)], shown)
         write_file(out, f"reconstructions_epoch{epoch + 1:03d}.png", picture)
         save_checkpoint(
             out,

@@ -836,13 +836,13 @@ def main(argv=None) -> dict:
                     f"epoch {epoch + 1} step {step}: loss {loss:.5f}{terms_text}",
                     flush=True,
                 )
-        val_losses, val_mse, shown = [], [], None
+        val_losses, val_mse, shown = [], [], []
         for first in range(0, len(val_set), args.batch_size):
             x = val_set[first : first + args.batch_size]
             loss, recon, _ = compute_loss(model, x, args, training=False)
             recon = np.asarray(recon, np.float32)
-            if shown is None:
-                shown = recon[:8]
+            if first < 8:  # the preview's 8 samples may span several batches
+                shown.append(recon[: 8 - first])
             val_losses.append(float(loss) * len(x))
             val_mse.append(float(np.sum((recon - x) ** 2)))
         record = {
@@ -862,7 +862,7 @@ def main(argv=None) -> dict:
             write_file(
                 out,
                 f"reconstructions_epoch{epoch + 1:03d}.png",
-                preview(val_set[:8], shown),
+                preview(val_set[:8], np.concatenate(shown)),
             )
             save_checkpoint(
                 out,

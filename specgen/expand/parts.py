@@ -56,9 +56,10 @@ class Expansion:
         except SpecErrors as exc:
             raise SpecErrors(self.budget.located(exc.errors), exc.source) from None
 
-    def check_requirements(self) -> None:
+    def check_requirements(self) -> bool:
         """The spec's own conditions on its parameters (``require:``), each reported with the
-        spec's message at its condition."""
+        spec's message at its condition; whether they all hold."""
+        before = len(self.budget.errors)
         for i, req in enumerate(self.doc.require):
             path = ("require", i, "that")
             got = self.evaluator.try_evaluate(req.that, self.params, path)
@@ -72,12 +73,15 @@ class Expansion:
                     path,
                     hint="give the parameters values that meet it (--set NAME=VALUE)",
                 )
+        return len(self.budget.errors) == before
 
     def _build(self) -> ModelGraph:
         doc, params, names, draft = self.doc, self.params, self.names, self.draft
         errors = self.budget.errors
         rejected = prepass(doc, self.budget)
-        self.check_requirements()
+        if not self.check_requirements():
+            # what the spec builds from parameters it refuses would only repeat the cause
+            raise SpecErrors(errors, self.source)
         items = Items(doc, params, self.budget, self.evaluator, names, draft, rejected)
         skips = Skips(doc, params, self.budget, self.evaluator, names, draft, items.expand_items)
         items.skips = skips

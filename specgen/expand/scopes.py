@@ -72,6 +72,8 @@ class Names:
         #: the output of each named node or group (None after an error)
         self.tensors: dict[str, TensorRef | None] = {}
         self.defined_at: dict[str, Path] = {}
+        #: the notes (block use sites) of each name's definition
+        self.defined_notes: dict[str, tuple[str, ...]] = {}
         #: (candidate name, consumer, key path, notes) of references not found when read
         self.unresolved: list[tuple[str, str, Path, tuple[str, ...]]] = []
         #: the scope of each part (skip paths join into them)
@@ -83,7 +85,18 @@ class Names:
         if local in scope.names or full in self.defined_at:
             first = self.defined_at.get(full)
             at = f" (first defined at {self.budget.where(first)})" if first is not None else ""
-            self.budget.error(f"duplicate name '{local}' in {scope.prefix}{at}", path, notes=notes)
+            hint = None
+            earlier = self.defined_notes.get(full, ())
+            if first == path and earlier:  # one item of an inlined block, made twice
+                at = f" (first defined at {self.budget.where(first)}, {earlier[0]})"
+                hint = (
+                    "an inlined block names its nodes in the scope it is used in, so two uses "
+                    "of it there make each name twice: drop 'inline: true' from one, or make "
+                    "the name depend on a block parameter"
+                )
+            self.budget.error(
+                f"duplicate name '{local}' in {scope.prefix}{at}", path, hint, notes=notes
+            )
             return None
         folded = local.lower()
         if folded in scope.folded:
@@ -97,6 +110,7 @@ class Names:
         scope.folded[folded] = local
         scope.names[local] = None
         self.defined_at[full] = path
+        self.defined_notes[full] = tuple(notes)
         return full
 
     def record(self, scope: Scope, local: str, ref: TensorRef | None) -> str:

@@ -31,6 +31,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 Shape = tuple[int, ...]
 
@@ -183,21 +184,28 @@ def _entries(n: int) -> str:
     return f"{n} entry" if n == 1 else f"{n} entries"
 
 
-def wrong_length(rank: int, field: str, n: int) -> ValueError:
-    """The error of a per-axis list with ``n`` entries in a ``rank``-D spec."""
-    return ValueError(f"this spec is {rank}-D; {field} has {_entries(n)}")
+def wrong_length(rank: int, field: str, n: int, sides: bool = False) -> PydanticCustomError:
+    """The error of a per-axis list with ``n`` entries in a ``rank``-D spec; its context's hint
+    says what the field takes (with ``sides``, also how to write ``[before, after]`` amounts)."""
+    axes = ", ".join(AXIS_NAMES.get(rank, ()))
+    hint = f"give one value for all axes, or a list with one entry per spatial axis ({axes})"
+    if sides:
+        hint += "; an entry may be a [before, after] pair, as in " + str([[1, 2]] * rank)
+    return PydanticCustomError(
+        "per_axis_length", f"this spec is {rank}-D; {field} has {_entries(n)}", {"hint": hint}
+    )
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _per_axis_list(value: Any, rank: int, field: str) -> tuple | None:
+def _per_axis_list(value: Any, rank: int, field: str, sides: bool = False) -> tuple | None:
     """``value`` as a tuple when it is a list or tuple (of the right length), else None."""
     if not isinstance(value, (list, tuple)):
         return None
     if len(value) != rank:
-        raise wrong_length(rank, field, len(value))
+        raise wrong_length(rank, field, len(value), sides)
     return tuple(value)
 
 
@@ -227,7 +235,7 @@ def to_axis_sides(value: Any, rank: int, field: str) -> Any:
     entry per axis, each ``p`` (both sides) or ``[before, after]``; names pass through."""
     if _is_int(value):
         return ((value, value),) * rank
-    listed = _per_axis_list(value, rank, field)
+    listed = _per_axis_list(value, rank, field, sides=True)
     if listed is None:
         return value
     return tuple(
