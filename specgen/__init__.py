@@ -6,8 +6,16 @@ shape and parameter count is checked, and rendered as framework code and figures
 
 __version__ = "0.1.0"
 
-from .api import build_graph, load_spec  # noqa: E402
+from .api import build_graph, load_spec, port_weights  # noqa: E402
 from .errors import SpecError, SpecErrors  # noqa: E402
 from .plugins import load_plugins  # noqa: E402
 
-__all__ = ["__version__", "build_graph", "load_plugins", "load_spec", "SpecError", "SpecErrors"]
+__all__ = [
+    "__version__",
+    "build_graph",
+    "load_plugins",
+    "load_spec",
+    "port_weights",
+    "SpecError",
+    "SpecErrors",
+]

@@ -98,3 +98,25 @@ def _keyword_problems(loaded: LoadedSpec, pairs: Sequence[tuple[str, Any]]) -> l
                 SpecError(f"keyword argument {name}: {problem}", ("parameters", name), key=True)
             )
     return problems
+
+
+def port_weights(
+    spec: str | os.PathLike | LoadedSpec,
+    checkpoint: str | os.PathLike,
+    output: str | os.PathLike,
+    overrides: Sequence[tuple[str, Any]] | Mapping[str, Any] = (),
+    **kw_overrides: Any,
+):
+    """Port another library's checkpoint into the spec's generated PyTorch (``output`` ending in
+    ``.safetensors``) or Keras (``.weights.h5``) model, by the spec's ``weights_from`` section.
+
+    Returns the :class:`specgen.port.PortReport` (``report.lines()`` says what was done); raises
+    :class:`SpecErrors` and writes nothing when any tensor is unmatched or does not fit.
+    """
+    from pathlib import Path
+
+    from .port import port_file
+
+    loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
+    graph = build_graph(loaded, overrides, **kw_overrides)
+    return port_file(loaded, graph, Path(checkpoint), Path(output))

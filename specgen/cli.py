@@ -251,6 +251,23 @@ def cmd_convert_weights(args) -> int:
     return 0
 
 
+def cmd_port_weights(args) -> int:
+    from .api import load_spec
+    from .port import port_file
+
+    loaded = load_spec(args.spec)
+    graph = _graph_of(loaded, args)
+    report = port_file(loaded, graph, Path(args.source), Path(args.output))
+    print("\n".join(report.lines()))
+    return 0
+
+
+def _graph_of(loaded, args):
+    from .api import build_graph
+
+    return build_graph(loaded, _overrides(args))
+
+
 def cmd_generate(args) -> int:
     from .generate import TARGETS, generate
 
@@ -284,6 +301,11 @@ COMMANDS: dict[str, tuple[Callable, str]] = {
     "convert-weights": (
         cmd_convert_weights,
         "move weights between PyTorch (.safetensors) and Keras (.weights.h5)",
+    ),
+    "port-weights": (
+        cmd_port_weights,
+        "port another library's checkpoint into the generated models, by the spec's "
+        "weights_from section",
     ),
 }
 
@@ -372,6 +394,22 @@ def parser() -> argparse.ArgumentParser:
     _add_allow_large(cw)
     cw.add_argument("source", metavar="FROM", help="weights to read (.safetensors or .weights.h5)")
     cw.add_argument("target", metavar="TO", help="file to write, in the other format")
+    pw = sub.add_parser("port-weights", help=COMMANDS["port-weights"][1])
+    _add_spec_args(pw)
+    pw.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="CHECKPOINT",
+        help="the library's checkpoint (.safetensors, or PyTorch .pt/.pth/.bin: tensors only)",
+    )
+    pw.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="file to write: .safetensors (PyTorch model) or .weights.h5 (Keras model)",
+    )
     return p
 
 

@@ -417,6 +417,61 @@ class Requirement(_Strict):
     )
 
 
+def _regex(pattern: str) -> str:
+    """A regular expression (Python's syntax) that compiles."""
+    import re
+
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from None
+    return pattern
+
+
+#: A regular expression over tensor names; not evaluated (``$`` and ``{}`` are the regex's).
+Pattern = Annotated[str, StringConstraints(min_length=1, max_length=512), AfterValidator(_regex)]
+
+
+class WeightsRename(_Strict):
+    """One renaming step: every match of ``match`` in a tensor's name is replaced by ``to``."""
+
+    match: Pattern = Field(description="A regular expression searched for in the tensor name.")
+    to: Annotated[str, StringConstraints(max_length=512)] = Field(
+        description="Its replacement; \\1 or \\g<name> insert the match's groups."
+    )
+
+
+class WeightsLayout(_Strict):
+    """How the source stores the tensors whose names match: a layout other than PyTorch's."""
+
+    match: Pattern = Field(description="A regular expression over the source's tensor names.")
+    layout: Literal["transpose"] = Field(
+        description="transpose: a 2-D tensor stored (in, out), PyTorch's (out, in) transposed."
+    )
+
+
+class WeightsFrom(_Strict):
+    """Where a spec's weights come from: the names another library gives the same tensors."""
+
+    library: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
+        description="The library whose checkpoints these names are (shown in reports)."
+    )
+    rename: list[WeightsRename] = Field(
+        default_factory=list,
+        description="Renaming steps from the library's tensor names to the generated PyTorch "
+        "model's state-dict names, applied in order.",
+    )
+    ignore: list[Pattern] = Field(
+        default_factory=list,
+        description="Source tensors (full matches of these patterns) that the spec's model "
+        "does not hold; they are left out and reported.",
+    )
+    layout: list[WeightsLayout] = Field(
+        default_factory=list,
+        description="Source tensors stored in another layout than PyTorch's.",
+    )
+
+
 class SpecDocument(_Strict):
     """A specgen spec: an autoencoder as an encoder, a bottleneck and a decoder."""
 
@@ -451,3 +506,8 @@ class SpecDocument(_Strict):
     )
     output: OutputSpec = Field(default_factory=OutputSpec)
     training: TrainingSpec | None = None
+    weights_from: WeightsFrom | None = Field(
+        None,
+        description="How a checkpoint of another library maps onto this spec's model "
+        "(specgen port-weights); not evaluated.",
+    )

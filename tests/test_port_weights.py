@@ -1,0 +1,320 @@
+"""specgen port-weights: a library's checkpoint, renamed by the spec's ``weights_from`` section,
+loaded into both generated models.
+
+For each zoo spec with a mapping, the library's randomly initialised model is saved as a real
+checkpoint (``.safetensors``, and a PyTorch ``.pt``), ported into the generated PyTorch model
+(``.safetensors``) and the Keras one (``.weights.h5``); each generated model, loading the file
+written, must give the library's outputs in inference. A checkpoint with a tensor too many or too
+few is refused by name and nothing is written; bfloat16 tensors are converted and reported; a
+malicious pickle is refused without being run; a truncated file is a clean error.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.frameworks
+
+torch = pytest.importorskip("torch")
+diffusers = pytest.importorskip("diffusers")
+pytest.importorskip("keras")
+
+from safetensors.torch import load_file, save_file  # noqa: E402
+
+import specgen  # noqa: E402
+from specgen.api import build_graph  # noqa: E402
+from specgen.cli import main  # noqa: E402
+from specgen.codegen.compiled import compile_module  # noqa: E402
+from specgen.codegen.pyview import forward_names  # noqa: E402
+from specgen.errors import SpecErrors  # noqa: E402
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ZOO = Path(__file__).resolve().parent.parent / "specs" / "zoo"
+KL = ZOO / "diffusers_autoencoder_kl.yaml"
+VQ = ZOO / "diffusers_vq_model.yaml"
+FACTORIZED = ZOO / "compressai_factorized_prior.yaml"
+TOLERANCE = 1e-5
+
+KL_SMALL = {
+    "input_shape": [16, 16, 3],
+    "block_out_channels": [8, 16],
+    "layers_per_block": 1,
+    "norm_num_groups": 4,
+    "latent_channels": 2,
+}
+VQ_SMALL = {
+    "input_shape": [16, 16, 3],
+    "block_out_channels": [8, 16],
+    "layers_per_block": 1,
+    "norm_num_groups": 4,
+    "latent_channels": 3,
+    "vq_embed_dim": 3,
+    "num_vq_embeddings": 16,
+}
+FACTORIZED_SMALL = {"N": 8, "M": 12, "input_shape": [32, 32, 3]}
+
+
+def diffusers_model(cls, overrides: dict):
+    blocks = len(overrides["block_out_channels"])
+    kwargs = {k: v for k, v in overrides.items() if k != "input_shape"}
+    kwargs["block_out_channels"] = tuple(kwargs["block_out_channels"])
+    channels = overrides["input_shape"][-1]
+    torch.manual_seed(0)
+    model = cls(
+        in_channels=channels,
+        out_channels=channels,
+        down_block_types=("DownEncoderBlock2D",) * blocks,
+        up_block_types=("UpDecoderBlock2D",) * blocks,
+        **kwargs,
+    )
+    if cls is diffusers.VQModel:
+        # codes spread like the latents, so that the nearest code is not decided by rounding
+        with torch.no_grad():
+            model.quantize.embedding.weight.normal_(generator=torch.Generator().manual_seed(2))
+    return model.eval()
+
+
+def kl_reference(model, x):
+    return model(x).sample
+
+
+def vq_reference(model, x):
+    return model(x).sample
+
+
+def factorized_model(compressai):
+    torch.manual_seed(0)
+    model = compressai.models.FactorizedPrior(FACTORIZED_SMALL["N"], FACTORIZED_SMALL["M"])
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # quantiles off their initial values, as after training
+        model.entropy_bottleneck.quantiles.add_(
+            torch.randn(model.entropy_bottleneck.quantiles.shape, generator=generator) * 0.5
+        )
+    return model.eval()
+
+
+def sample(graph) -> torch.Tensor:
+    height, width, channels = graph.input_shape
+    return torch.randn(2, channels, height, width, generator=torch.Generator().manual_seed(1))
+
+
+def reconstruction(graph, output):
+    """The reconstruction among a generated model's outputs."""
+    if not isinstance(output, (tuple, list)):
+        return output
+    return output[forward_names(graph).index("reconstruction")]
+
+
+def check_both_models(spec: Path, overrides: dict, checkpoint: Path, want, x, tmp_path):
+    """Port ``checkpoint`` into both generated models; each must reproduce ``want``."""
+    graph = build_graph(spec, overrides)
+    torch_file = tmp_path / "ported.safetensors"
+    keras_file = tmp_path / "ported.weights.h5"
+    report = specgen.port_weights(spec, checkpoint, torch_file, overrides)
+    assert report.lines()[-1].startswith(f"wrote {torch_file}")
+    ours = compile_module(graph, "torch").build_model()
+    ours.load_state_dict(load_file(str(torch_file)), strict=True)
+    ours.eval()
+    with torch.no_grad():
+        have = reconstruction(graph, ours(x))
+    torch_diff = (have - want).abs().max().item()
+    assert torch_diff <= TOLERANCE
+
+    assert (
+        main(
+            ["port-weights", str(spec), "--from", str(checkpoint), "-o", str(keras_file)]
+            + [f"--set={k}={v}".replace(" ", "") for k, v in overrides.items()]
+        )
+        == 0
+    )
+    kmodel = compile_module(graph, "keras").build_model()
+    kmodel.load_weights(str(keras_file))
+    import keras
+
+    have_k = keras.ops.convert_to_numpy(
+        reconstruction(graph, kmodel(x.permute(0, 2, 3, 1).numpy(), training=False))
+    )
+    keras_diff = np.abs(have_k - want.permute(0, 2, 3, 1).numpy()).max()
+    assert keras_diff <= TOLERANCE
+    return report
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_autoencoder_kl_ports_into_both_models(tmp_path, suffix):
+    theirs = diffusers_model(diffusers.AutoencoderKL, KL_SMALL)
+    checkpoint = tmp_path / f"diffusion_pytorch_model{suffix}"
+    if suffix == ".pt":
+        torch.save({"state_dict": theirs.state_dict(), "epoch": 3}, checkpoint)
+    else:
+        save_file(theirs.state_dict(), str(checkpoint))
+    x = sample(build_graph(KL, KL_SMALL))
+    with torch.no_grad():
+        want = kl_reference(theirs, x)
+    report = check_both_models(KL, KL_SMALL, checkpoint, want, x, tmp_path)
+    n = len(theirs.state_dict())
+    assert report.lines()[0].startswith(f"matched {n} tensors of the diffusers checkpoint")
+
+
+def test_vq_model_ports_into_both_models(tmp_path):
+    theirs = diffusers_model(diffusers.VQModel, VQ_SMALL)
+    checkpoint = tmp_path / "vq.safetensors"
+    save_file(theirs.state_dict(), str(checkpoint))
+    x = sample(build_graph(VQ, VQ_SMALL))
+    with torch.no_grad():
+        want = vq_reference(theirs, x)
+    check_both_models(VQ, VQ_SMALL, checkpoint, want, x, tmp_path)
+
+
+def test_factorized_prior_ports_into_both_models(tmp_path, compressai):
+    theirs = factorized_model(compressai)
+    checkpoint = tmp_path / "factorized.safetensors"
+    save_file(theirs.state_dict(), str(checkpoint))
+    x = sample(build_graph(FACTORIZED, FACTORIZED_SMALL))
+    with torch.no_grad():
+        want = theirs(x)["x_hat"]
+    report = check_both_models(FACTORIZED, FACTORIZED_SMALL, checkpoint, want, x, tmp_path)
+    # compressai's derived constants and CDF tables are left out, each named
+    ignored = next(line for line in report.lines() if "that the spec ignores" in line)
+    assert "'entropy_bottleneck._quantized_cdf'" in ignored
+    assert "'g_a.1.beta_reparam.pedestal'" in ignored
+
+
+def kl_checkpoint(tmp_path, edit=None, dtype=None) -> Path:
+    state = diffusers_model(diffusers.AutoencoderKL, KL_SMALL).state_dict()
+    if edit is not None:
+        edit(state)
+    if dtype is not None:
+        state = {k: v.to(dtype) for k, v in state.items()}
+    path = tmp_path / "kl.safetensors"
+    save_file(state, str(path))
+    return path
+
+
+def port_cli(path: Path, out: Path, capsys) -> tuple[int, str, str]:
+    sets = [f"--set={k}={v}".replace(" ", "") for k, v in KL_SMALL.items()]
+    code = main(["port-weights", str(KL), "--from", str(path), "-o", str(out), *sets])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("output", ["out.safetensors", "out.weights.h5"])
+def test_a_leftover_and_a_missing_tensor_are_named_and_nothing_is_written(tmp_path, capsys, output):
+    def edit(state):
+        state["encoder.extra_head.weight"] = torch.zeros(3)
+        del state["decoder.conv_out.bias"]
+
+    out = tmp_path / output
+    code, _, err = port_cli(kl_checkpoint(tmp_path, edit), out, capsys)
+    assert code == 1
+    assert "the checkpoint lacks 1 tensor that the model needs: 'decoder.conv_out.bias'" in err
+    assert "the checkpoint has 1 tensor that the model lacks: 'encoder.extra_head.weight'" in err
+    assert not out.exists() and os.listdir(tmp_path) == ["kl.safetensors"]
+
+
+def test_a_wrong_shape_is_named(tmp_path, capsys):
+    def edit(state):
+        state["encoder.down_blocks.1.resnets.0.conv1.weight"] = torch.zeros(16, 8, 5, 5)
+
+    code, _, err = port_cli(kl_checkpoint(tmp_path, edit), tmp_path / "o.safetensors", capsys)
+    assert code == 1
+    assert (
+        "'encoder.down_blocks.1.resnets.0.conv1.weight' (as "
+        "'encoder.down_block1.resnet0.conv1.weight') has shape (16, 8, 5, 5), but the spec's "
+        "model needs (16, 8, 3, 3)"
+    ) in err
+
+
+def test_bfloat16_is_converted_with_a_report_line(tmp_path, capsys):
+    path = kl_checkpoint(tmp_path, dtype=torch.bfloat16)
+    out = tmp_path / "out.safetensors"
+    code, stdout, _ = port_cli(path, out, capsys)
+    assert code == 0
+    n = len(load_file(str(path)))
+    assert f"converted {n} tensors from bfloat16 to float32 (exactly)" in stdout
+    ported = load_file(str(out))
+    source = load_file(str(path))
+    assert all(t.dtype == torch.float32 for t in ported.values())
+    key = "encoder.down_blocks.0.resnets.0.conv1.weight"
+    assert torch.equal(ported["encoder.down_block0.resnet0.conv1.weight"], source[key].float())
+
+
+class _WritesAFile:
+    """A pickle that, if unpickled with code execution, writes a file."""
+
+    def __init__(self, target: str):
+        self.target = target
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.target), "pwned"))
+
+
+def test_a_malicious_pickle_is_refused_and_never_run(tmp_path, capsys):
+    marker = tmp_path / "executed.txt"
+    path = tmp_path / "evil.pt"
+    with open(path, "wb") as handle:
+        pickle.dump({"state_dict": _WritesAFile(str(marker))}, handle)
+    torch.save({"conv.weight": _WritesAFile(str(marker))}, tmp_path / "evil_zip.pt")
+    for checkpoint in (path, tmp_path / "evil_zip.pt"):
+        out = tmp_path / "out.safetensors"
+        code, _, err = port_cli(checkpoint, out, capsys)
+        assert code == 1
+        assert "cannot read this PyTorch checkpoint safely" in err
+        assert len([line for line in err.splitlines() if "error:" in line]) == 1
+        assert not marker.exists() and not out.exists()
+
+
+def test_a_truncated_safetensors_is_a_clean_error(tmp_path, capsys):
+    path = kl_checkpoint(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out.weights.h5"
+    code, _, err = port_cli(path, out, capsys)
+    assert code == 1
+    assert "not a valid safetensors file" in err
+    assert not out.exists()
+
+
+def test_a_spec_without_weights_from_is_refused(tmp_path):
+    with pytest.raises(SpecErrors, match="has no weights_from section"):
+        specgen.port_weights(
+            ZOO / "monai_autoencoder.yaml", tmp_path / "x.safetensors", tmp_path / "o.safetensors"
+        )
+
+
+def test_a_bad_pattern_is_a_located_error(tmp_path):
+    text = KL.read_text().replace(r"'\.upsamplers\.0\.'", r"'\.upsamplers\.(0\.'")
+    with pytest.raises(SpecErrors) as info:
+        specgen.load_spec(text=text, filename="kl.yaml")
+    rendered = info.value.render()
+    assert "not a valid regular expression" in rendered
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if r"upsamplers\.(0" in t)
+    assert f"kl.yaml:{line}:" in rendered
+
+
+def test_a_layout_note_transposes_the_tensors_it_matches(tmp_path, capsys):
+    note = "  layout:\n    - {match: 'attentions\\.0\\.to_q\\.weight$', layout: transpose}\n"
+    loaded = specgen.load_spec(text=KL.read_text() + note, filename=str(KL))
+    state = diffusers_model(diffusers.AutoencoderKL, KL_SMALL).state_dict()
+    stored = {
+        k: v.T.contiguous() if k.endswith("attentions.0.to_q.weight") else v
+        for k, v in state.items()
+    }
+    path = tmp_path / "kl.safetensors"
+    save_file(stored, str(path))
+    out = tmp_path / "out.safetensors"
+    report = specgen.port_weights(loaded, path, out, KL_SMALL)
+    ported = load_file(str(out))
+    for part in ("encoder", "decoder"):
+        key = f"{part}.mid_block.attentions.0.to_q.weight"
+        assert torch.equal(ported[f"{part}.mid_block.attention.to_q.weight"], state[key])
+        assert not torch.equal(stored[key], state[key])
+    assert report.lines()[1] == (
+        "transposed 2 tensors: 'decoder.mid_block.attentions.0.to_q.weight', "
+        "'encoder.mid_block.attentions.0.to_q.weight'"
+    )
