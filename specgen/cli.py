@@ -401,7 +401,8 @@ def parser() -> argparse.ArgumentParser:
         dest="source",
         required=True,
         metavar="CHECKPOINT",
-        help="the library's checkpoint (.safetensors, or PyTorch .pt/.pth/.bin: tensors only)",
+        help="the library's checkpoint (.safetensors, or PyTorch .pt/.pth/.bin: tensors only), "
+        "or the spec's own Keras weights (.weights.h5)",
     )
     pw.add_argument(
         "-o",

@@ -4,7 +4,8 @@ A spec's ``weights_from`` section says how the library names the tensors of the 
 renaming steps (regular expressions) from its names to the generated PyTorch model's state-dict
 names, the tensors it keeps that the spec's model has no counterpart for (``ignore``), and the
 tensors it stores in another layout (``layout``). :func:`port_file` reads a checkpoint
-(``.safetensors``, or a PyTorch ``.pt``/``.pth``/``.bin`` loaded with ``weights_only``), renames
+(``.safetensors``, a PyTorch ``.pt``/``.pth``/``.bin`` loaded with ``weights_only``, or the
+weights file of the spec's own Keras model, read without following links out of it), renames
 every tensor, checks every name, shape and dtype against the generated PyTorch model, and only
 then writes the PyTorch state dict (``.safetensors``) or the Keras weights (``.weights.h5``). The
 report names every tensor left out on either side; floating-point tensors of another precision
@@ -13,6 +14,7 @@ are converted to the model's dtype and counted.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,12 +32,17 @@ from .convert import (
     _listed,
     _quoted,
     _read_header,
+    _to_torch,
+    _torch_shape,
     _weights_file,
     _widened,
+    keras_layer,
+    keras_variable,
     torch_state_to_keras,
     weight_map,
 )
 from .errors import SpecError, SpecErrors, terminal_safe
+from .expr import ExprError, _format, _split, evaluate, evaluate_expression
 from .extras import needs_extra
 from .graph import ModelGraph
 from .schema import WeightsFrom
@@ -141,6 +148,105 @@ def _torch_tensors(path: Path) -> dict[str, _Tensor]:
     return out
 
 
+#: Checkpoint suffixes read as the weights file of the spec's generated Keras model.
+KERAS_SUFFIXES = (".weights.h5", ".h5")
+#: The most datasets and links a Keras weights file may hold, and the most elements of one dataset.
+_MAX_H5_LINKS = 1_000_000
+_MAX_H5_ELEMENTS = 2**31
+
+
+def _h5_datasets(path: Path) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """Every dataset of an HDF5 file (its path, shape and dtype), read without following any
+    link out of the file: external links, soft links, virtual datasets and datasets stored in
+    external files are refused, and so are datasets too large to be weights."""
+    with needs_extra("all", "specgen.port (Keras weights)"):
+        import h5py
+
+    found: dict[str, tuple[tuple[int, ...], Any]] = {}
+    problem: list[str] = []
+
+    def visit(name: str, link: Any) -> Any:
+        if len(found) + len(problem) > _MAX_H5_LINKS:
+            problem.append(f"it holds more than {_MAX_H5_LINKS} objects")
+        elif isinstance(link, h5py.ExternalLink):
+            problem.append(
+                f"'{name}' is an external link (to '{link.filename}'); links out of the file "
+                "are not followed"
+            )
+        elif isinstance(link, h5py.SoftLink):
+            problem.append(f"'{name}' is a soft link (to '{link.path}'); links are not followed")
+        elif not isinstance(link, h5py.HardLink):
+            problem.append(f"'{name}' is a link of an unknown kind")
+        else:
+            obj = handle[name]
+            if isinstance(obj, h5py.Dataset):
+                shape = obj.shape
+                if obj.is_virtual:
+                    problem.append(f"'{name}' is a virtual dataset; its data lies in other files")
+                elif obj.external:
+                    problem.append(f"'{name}' keeps its data in external files")
+                elif shape is None or obj.dtype.kind not in "fiub":
+                    problem.append(f"'{name}' is not an array of numbers ({obj.dtype})")
+                elif math.prod(shape) > _MAX_H5_ELEMENTS:
+                    problem.append(
+                        f"'{name}' declares the shape {tuple(shape)}, more than "
+                        f"{_MAX_H5_ELEMENTS} values"
+                    )
+                else:
+                    found[name] = (tuple(shape), obj.dtype)
+        return problem[0] if problem else None  # a value stops the walk
+
+    try:
+        with h5py.File(path, "r") as handle:
+            handle.visititems_links(visit)
+    except Exception as exc:  # h5py raises several kinds for a file that is not HDF5
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise _fail(path, f"not a valid Keras weights file (HDF5): {first[:300]}") from None
+    if problem:
+        raise _fail(
+            path,
+            f"cannot read this Keras weights file safely: {problem[0]}",
+            "port-weights reads the weights file that the spec's Keras model saves",
+        )
+    return found
+
+
+def _keras_tensors(graph: ModelGraph, path: Path) -> dict[str, tuple[str, _Tensor, bool]]:
+    """The tensors of the generated Keras model's weights file, under the generated PyTorch
+    model's names and in its layout: ``name -> (dataset, tensor, False)``. A dataset the Keras
+    model does not save keeps its path as its name."""
+    from .codegen.compiled import compile_module
+
+    datasets = _h5_datasets(path)
+    keras_model = compile_module(graph, "keras").build_model()
+    out: dict[str, tuple[str, _Tensor, bool]] = {}
+    for node, key, kattr, layout in weight_map(graph):
+        variable = keras_variable(keras_model, node.name, kattr)
+        index = next(
+            i for i, w in enumerate(keras_layer(keras_model, node.name).weights) if w is variable
+        )
+        dataset = f"{node.name.replace('.', '/')}/vars/{index}"
+        if dataset not in datasets:
+            continue
+        shape, dtype = datasets.pop(dataset)
+        if len(shape) != len(variable.shape) and layout != "flat":
+            torch_shape = shape  # a wrong rank: shown as stored, refused by the shape check
+        else:
+            torch_shape = _torch_shape(shape, layout)
+
+        def read(dataset=dataset, layout=layout) -> np.ndarray:  # after every check
+            import h5py
+
+            with h5py.File(path, "r") as handle:
+                return _to_torch(np.asarray(handle[dataset][()]), layout)
+
+        name = str(dtype)
+        out[key] = (dataset, _Tensor(name, torch_shape, read, _TORCH_FLOATS.get(name, True)), False)
+    for dataset, (shape, dtype) in datasets.items():
+        out[dataset] = (dataset, _Tensor(str(dtype), shape, None), False)
+    return out
+
+
 def read_checkpoint(path: Path) -> dict[str, _Tensor]:
     if path.name.endswith(".safetensors"):
         return _safetensors_tensors(path)
@@ -149,7 +255,8 @@ def read_checkpoint(path: Path) -> dict[str, _Tensor]:
     raise _fail(
         path,
         "cannot tell the format of this checkpoint from its name",
-        "port-weights reads .safetensors and PyTorch .pt, .pth or .bin files",
+        "port-weights reads .safetensors, PyTorch .pt, .pth or .bin files, and the spec's "
+        "Keras weights (.weights.h5)",
     )
 
 
@@ -209,12 +316,76 @@ def _all(names: list[str]) -> str:
     return ", ".join(_quoted(n) for n in names)
 
 
-def _renamer(mapping: WeightsFrom):
-    steps = [(re.compile(step.match), step.to) for step in mapping.rename]
+#: The most steps one looping renaming step may expand to.
+_MAX_LOOP_STEPS = 4096
+#: Longest tensor name, in the checkpoint or after a renaming step (every step is a search
+#: over the name, so this bounds the work and the memory of renaming).
+_MAX_NAME = 1024
+
+
+def _filled(text: str, variables: dict[str, Any], escape) -> str:
+    """``text`` with each ``${...}`` replaced by its value's text, passed through ``escape``
+    (``$${`` is a literal ``${``)."""
+    if "${" not in text:
+        return text
+    out = []
+    for is_expr, piece in _split(text):
+        if is_expr:
+            out.append(escape(_format(evaluate_expression(piece, variables), piece)))
+        else:
+            out.append(piece)
+    return "".join(out)
+
+
+def _renamer(loaded: LoadedSpec, mapping: WeightsFrom, parameters: dict[str, Any]):
+    """The renaming function: every step, its loops unrolled and its expressions evaluated over
+    the spec's parameter values."""
+    steps: list[tuple[re.Pattern, str]] = []
+    for j, step in enumerate(mapping.rename):
+        path: tuple = ("weights_from", "rename", j)
+        bindings = [dict(parameters)]
+        if step.for_ is not None:
+            try:
+                values = evaluate(step.in_, parameters)
+            except ExprError as exc:
+                raise _spec_problem(loaded, exc.message, (*path, "in"), exc.hint) from None
+            if isinstance(values, int) and not isinstance(values, bool):
+                values = list(range(values)) if 0 <= values <= _MAX_LOOP_STEPS else values
+            if not isinstance(values, list) or len(values) > _MAX_LOOP_STEPS:
+                raise _spec_problem(
+                    loaded,
+                    f"'in' of a renaming step must give a count from 0 to {_MAX_LOOP_STEPS} or a "
+                    f"list of at most {_MAX_LOOP_STEPS} values, not {values!r:.80}",
+                    (*path, "in"),
+                )
+            bindings = [{**parameters, step.for_: value} for value in values]
+        for variables in bindings:
+            try:
+                match = _filled(step.match, variables, re.escape)
+                to = _filled(step.to, variables, lambda t: t.replace("\\", "\\\\"))
+            except ExprError as exc:
+                raise _spec_problem(loaded, exc.message, path, exc.hint) from None
+            try:
+                steps.append((re.compile(match), to))
+            except re.error as exc:
+                raise _spec_problem(
+                    loaded,
+                    f"the pattern '{match}' is not a valid regular expression: {exc}",
+                    (*path, "match"),
+                ) from None
+
+    if len(steps) > _MAX_LOOP_STEPS:
+        raise _spec_problem(
+            loaded,
+            f"the renaming steps unroll to {len(steps)} steps, more than {_MAX_LOOP_STEPS}",
+            ("weights_from", "rename"),
+        )
 
     def rename(name: str) -> str:
         for pattern, to in steps:
             name = pattern.sub(to, name)
+            if len(name) > _MAX_NAME:
+                raise ValueError(f"a step makes it longer than {_MAX_NAME} characters")
         return name
 
     return rename
@@ -225,20 +396,36 @@ def _spec_problem(loaded: LoadedSpec, message: str, path=(), hint: str | None = 
 
 
 def _renamed(
-    loaded: LoadedSpec, mapping: WeightsFrom, tensors: dict[str, _Tensor], report: PortReport
+    loaded: LoadedSpec,
+    mapping: WeightsFrom,
+    parameters: dict[str, Any],
+    tensors: dict[str, _Tensor],
+    report: PortReport,
 ) -> dict[str, tuple[str, _Tensor, bool]]:
     """``target name -> (source name, tensor, transposed)`` for every tensor not ignored."""
-    rename = _renamer(mapping)
+    rename = _renamer(loaded, mapping, parameters)
     ignore = [re.compile(p) for p in mapping.ignore]
     layouts = [(re.compile(entry.match), entry.layout) for entry in mapping.layout]
     out: dict[str, tuple[str, _Tensor, bool]] = {}
     for name in sorted(tensors):
+        if len(name) > _MAX_NAME:
+            raise SpecErrors(
+                [
+                    SpecError(
+                        f"the checkpoint names a tensor with {len(name):,} characters, more "
+                        f"than the {_MAX_NAME} a tensor name may have",
+                        (),
+                    )
+                ],
+                None,
+            )
         if any(p.fullmatch(name) for p in ignore):
             report.ignored.append(name)
             continue
         try:
             target = rename(name)
-        except (re.error, IndexError) as exc:  # a replacement naming a group the match lacks
+        # a replacement naming a group the match lacks, or a name grown too long
+        except (re.error, IndexError, ValueError) as exc:
             raise _spec_problem(
                 loaded,
                 f"renaming tensor '{name}' fails: {exc}",
@@ -345,7 +532,8 @@ def port_file(loaded: LoadedSpec, graph: ModelGraph, source: Path, target: Path)
     PyTorch model, ``.weights.h5`` for the Keras one); nothing is written unless every tensor
     is accounted for."""
     mapping = loaded.document.weights_from
-    if mapping is None:
+    keras_source = source.name.endswith(KERAS_SUFFIXES)
+    if mapping is None and not keras_source:
         raise _spec_problem(
             loaded,
             "this spec has no weights_from section, so port-weights cannot tell how a "
@@ -364,9 +552,12 @@ def port_file(loaded: LoadedSpec, graph: ModelGraph, source: Path, target: Path)
             "use .safetensors for the PyTorch model and .weights.h5 for the Keras model",
         )
     _check_paths(source, target)
-    report = PortReport(mapping.library, target, framework)
-    tensors = read_checkpoint(source)
-    given = _renamed(loaded, mapping, tensors, report)
+    report = PortReport("Keras" if keras_source else mapping.library, target, framework)
+    if keras_source:  # the spec's own Keras model: its names map onto the PyTorch model's
+        given = _keras_tensors(graph, source)
+    else:
+        tensors = read_checkpoint(source)
+        given = _renamed(loaded, mapping, dict(graph.parameters), tensors, report)
     wanted = _torch_state_shapes(graph)
     problems = _check(graph, source, given, wanted, report)
     where = _weights_file(source)

@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     StringConstraints,
     Tag,
+    model_validator,
 )
 
 from .layers.base import Initializer, fits_float32, positive_float32
@@ -417,14 +418,63 @@ class Requirement(_Strict):
     )
 
 
+#: Most repetitions (``*``, ``+``, ``{m,n}`` with n > 1) one pattern may hold.
+MAX_PATTERN_REPEATS = 2
+
+
+def _repeats(parsed, inside: bool = False) -> int:
+    """The repetitions in a parsed pattern; ValueError for what can make matching take
+    exponential time (a repetition or alternatives inside a repetition, a backreference)."""
+    from re import _constants as c
+
+    count = 0
+    for op, arg in parsed:
+        if op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", None)):
+            low, high, sub = arg
+            if high > 1 or high == c.MAXREPEAT:
+                if inside:
+                    raise ValueError(
+                        "a repetition inside another repetition can make matching take "
+                        "exponential time; write the pattern without nesting them"
+                    )
+                count += 1 + _repeats(sub, inside=True)
+            else:
+                count += _repeats(sub, inside)
+        elif op in (c.GROUPREF, c.GROUPREF_EXISTS):
+            raise ValueError("backreferences are not allowed in patterns")
+        elif op == c.SUBPATTERN:
+            count += _repeats(arg[-1], inside)
+        elif op == c.BRANCH:
+            if inside:
+                raise ValueError(
+                    "alternatives (|) inside a repetition can make matching take exponential "
+                    "time; repeat a character class instead"
+                )
+            count += sum(_repeats(branch, inside) for branch in arg[1])
+        elif op in (c.ASSERT, c.ASSERT_NOT):
+            count += _repeats(arg[1], inside)
+        elif op == getattr(c, "ATOMIC_GROUP", None):
+            count += _repeats(arg, inside)
+    return count
+
+
 def _regex(pattern: str) -> str:
-    """A regular expression (Python's syntax) that compiles."""
+    """A regular expression (Python's syntax) that compiles and matches in bounded time: no
+    repetition or alternatives inside a repetition, no backreference, at most
+    :data:`MAX_PATTERN_REPEATS` repetitions (patterns come from specs, which may come from
+    strangers)."""
     import re
+    from re import _parser
 
     try:
         re.compile(pattern)
     except re.error as exc:
         raise ValueError(f"not a valid regular expression: {exc}") from None
+    if _repeats(_parser.parse(pattern)) > MAX_PATTERN_REPEATS:
+        raise ValueError(
+            f"a pattern may hold at most {MAX_PATTERN_REPEATS} repetitions (*, +, {{m,n}}), "
+            "so that matching a name takes bounded time; split it into several steps"
+        )
     return pattern
 
 
@@ -432,13 +482,75 @@ def _regex(pattern: str) -> str:
 Pattern = Annotated[str, StringConstraints(min_length=1, max_length=512), AfterValidator(_regex)]
 
 
+def _template_regex(pattern: str) -> str:
+    """A regular expression that may hold ``${...}`` expressions (each standing for literal
+    text): every expression parses, and the pattern compiles with each one in place."""
+    from .expr import ExprError, _parse, _split
+
+    if "${" not in pattern:
+        return _regex(pattern)
+    try:
+        pieces = _split(pattern)
+        for is_expr, text in pieces:
+            if is_expr:
+                _parse(text.strip())
+    except ExprError as exc:
+        raise ValueError(exc.message) from None
+    _regex("".join("x" if is_expr else text for is_expr, text in pieces))
+    return pattern
+
+
+def _template_text(text: str) -> str:
+    """A replacement that may hold ``${...}`` expressions: every expression parses."""
+    from .expr import ExprError, _parse, _split
+
+    try:
+        for is_expr, piece in _split(text) if "${" in text else ():
+            if is_expr:
+                _parse(piece.strip())
+    except ExprError as exc:
+        raise ValueError(exc.message) from None
+    return text
+
+
+#: A regular expression over tensor names in which ``${...}`` is an expression over the
+#: parameters (and the step's loop variable), standing for the literal text of its value.
+TemplatePattern = Annotated[
+    str, StringConstraints(min_length=1, max_length=512), AfterValidator(_template_regex)
+]
+
+
 class WeightsRename(_Strict):
     """One renaming step: every match of ``match`` in a tensor's name is replaced by ``to``."""
 
-    match: Pattern = Field(description="A regular expression searched for in the tensor name.")
-    to: Annotated[str, StringConstraints(max_length=512)] = Field(
-        description="Its replacement; \\1 or \\g<name> insert the match's groups."
+    match: TemplatePattern = Field(
+        description="A regular expression searched for in the tensor name; ${...} inserts the "
+        "literal text of an expression's value."
     )
+    to: Annotated[str, StringConstraints(max_length=512), AfterValidator(_template_text)] = Field(
+        description="Its replacement; \\1 or \\g<name> insert the match's groups, ${...} an "
+        "expression's value."
+    )
+    for_: str | None = Field(
+        None,
+        alias="for",
+        description="A loop variable: the step is repeated for each value of 'in', in order.",
+    )
+    in_: Int | list[Any] | Expr | None = Field(
+        None, alias="in", description="A count (0..n-1) or a list of values for 'for'."
+    )
+
+    @model_validator(mode="after")
+    def _loop(self) -> WeightsRename:
+        if (self.for_ is None) != (self.in_ is None):
+            raise ValueError("a renaming step with a loop needs both 'for' and 'in'")
+        if self.for_ is not None:
+            from .names import check_identifier
+
+            problem = check_identifier(self.for_)
+            if problem:
+                raise ValueError(f"invalid loop variable in 'for': {problem}")
+        return self
 
 
 class WeightsLayout(_Strict):

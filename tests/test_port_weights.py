@@ -100,8 +100,8 @@ def factorized_model(compressai):
 
 
 def sample(graph) -> torch.Tensor:
-    height, width, channels = graph.input_shape
-    return torch.randn(2, channels, height, width, generator=torch.Generator().manual_seed(1))
+    *spatial, channels = graph.input_shape
+    return torch.randn(2, channels, *spatial, generator=torch.Generator().manual_seed(1))
 
 
 def reconstruction(graph, output):
@@ -112,7 +112,8 @@ def reconstruction(graph, output):
 
 
 def check_both_models(spec: Path, overrides: dict, checkpoint: Path, want, x, tmp_path):
-    """Port ``checkpoint`` into both generated models; each must reproduce ``want``."""
+    """Port ``checkpoint`` into both generated models; each must reproduce ``want``. The report
+    carries the largest differences measured (``report.diffs``: PyTorch's, Keras')."""
     graph = build_graph(spec, overrides)
     torch_file = tmp_path / "ported.safetensors"
     keras_file = tmp_path / "ported.weights.h5"
@@ -138,10 +139,11 @@ def check_both_models(spec: Path, overrides: dict, checkpoint: Path, want, x, tm
     import keras
 
     have_k = keras.ops.convert_to_numpy(
-        reconstruction(graph, kmodel(x.permute(0, 2, 3, 1).numpy(), training=False))
+        reconstruction(graph, kmodel(x.movedim(1, -1).numpy(), training=False))
     )
-    keras_diff = np.abs(have_k - want.permute(0, 2, 3, 1).numpy()).max()
+    keras_diff = np.abs(have_k - want.movedim(1, -1).numpy()).max()
     assert keras_diff <= TOLERANCE
+    report.diffs = (torch_diff, float(keras_diff))
     return report
 
 
@@ -183,6 +185,75 @@ def test_factorized_prior_ports_into_both_models(tmp_path, compressai):
     ignored = next(line for line in report.lines() if "that the spec ignores" in line)
     assert "'entropy_bottleneck._quantized_cdf'" in ignored
     assert "'g_a.1.beta_reparam.pedestal'" in ignored
+
+
+MONAI_3D = {"input_shape": [16, 16, 16, 1], "channels": [4, 8, 16]}
+MONAI_CASES = [
+    (spec, overrides)
+    for spec, strides in (
+        ("monai_autoencoder", [2, 2, 2]),
+        ("monai_unet", [2, 2]),
+        ("monai_varautoencoder", [1, 2, 2]),
+    )
+    for overrides in ({}, {**MONAI_3D, "strides": strides}, {"num_res_units": 1})
+] + [
+    ("monai_unet", {"input_shape": [64, 2], "channels": [4, 8], "strides": [2], "norm": "BATCH"}),
+    (
+        "monai_autoencoder",
+        {"num_res_units": 2, "inter_channels": [8, 16], "inter_dilations": [1, 2]},
+    ),
+    ("monai_varautoencoder", {"num_res_units": 1, "inter_channels": [32, 64]}),
+]
+
+
+def monai_model(spec: str, graph):
+    """MONAI's network for the spec's parameter values (its arguments, by the same names)."""
+    nets = pytest.importorskip("monai.networks.nets")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in graph.parameters.items()}
+    *spatial, in_channels = values.pop("input_shape")
+    values["spatial_dims"] = len(spatial)
+    if spec == "monai_varautoencoder":
+        values["in_shape"] = (in_channels, *spatial)
+        cls = nets.VarAutoEncoder
+    else:
+        values["in_channels"] = in_channels
+        cls = nets.UNet if spec == "monai_unet" else nets.AutoEncoder
+    torch.manual_seed(0)
+    model = cls(**values)
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():  # batch statistics off their initial values, as after training
+        for name, buffer in model.named_buffers():
+            if name.endswith(("running_mean", "running_var")):
+                buffer.copy_(torch.rand(buffer.shape, generator=generator) + 0.5)
+    return model.eval()
+
+
+def monai_id(case) -> str:
+    spec, overrides = case
+    return (
+        spec.removeprefix("monai_")
+        + "-"
+        + (",".join(f"{k}={v}" for k, v in overrides.items()).replace(" ", "") or "defaults")
+    )
+
+
+@pytest.mark.parametrize("case", MONAI_CASES, ids=monai_id)
+def test_monai_ports_into_both_models(tmp_path, case):
+    spec, overrides = case
+    path = ZOO / f"{spec}.yaml"
+    graph = build_graph(path, overrides)
+    theirs = monai_model(spec, graph)
+    checkpoint = tmp_path / "monai.safetensors"
+    save_file(theirs.state_dict(), str(checkpoint))
+    x = sample(graph)
+    with torch.no_grad():
+        want = theirs(x)
+    want = want[0] if isinstance(want, tuple) else want
+    report = check_both_models(path, overrides, checkpoint, want, x, tmp_path)
+    n = len(theirs.state_dict())
+    assert report.lines()[0].startswith(f"matched {n} tensors of the MONAI checkpoint")
+    torch_diff, keras_diff = report.diffs
+    print(f"\n{monai_id(case)}: max |diff| PyTorch {torch_diff:.2e}, Keras {keras_diff:.2e}")
 
 
 def kl_checkpoint(tmp_path, edit=None, dtype=None) -> Path:
@@ -283,7 +354,9 @@ def test_a_truncated_safetensors_is_a_clean_error(tmp_path, capsys):
 def test_a_spec_without_weights_from_is_refused(tmp_path):
     with pytest.raises(SpecErrors, match="has no weights_from section"):
         specgen.port_weights(
-            ZOO / "monai_autoencoder.yaml", tmp_path / "x.safetensors", tmp_path / "o.safetensors"
+            ZOO.parent / "conv_autoencoder.yaml",
+            tmp_path / "x.safetensors",
+            tmp_path / "o.safetensors",
         )
 
 
@@ -318,3 +391,204 @@ def test_a_layout_note_transposes_the_tensors_it_matches(tmp_path, capsys):
         "transposed 2 tensors: 'decoder.mid_block.attentions.0.to_q.weight', "
         "'encoder.mid_block.attentions.0.to_q.weight'"
     )
+
+
+KERAS_CASES = [
+    ("monai_unet", {"channels": [4, 8], "strides": [2], "norm": "BATCH", "num_res_units": 1}),
+    ("diffusers_autoencoder_kl", KL_SMALL),
+]
+
+
+@pytest.mark.parametrize("case", KERAS_CASES, ids=lambda case: case[0])
+def test_keras_weights_port_to_pytorch_bit_for_bit(tmp_path, case):
+    """A generated Keras model's own weights file (as after training in Keras) ports to the
+    PyTorch model's .safetensors: every tensor equals the Keras variable it comes from, and the
+    PyTorch model gives the Keras model's outputs."""
+    import keras
+    from specgen.convert import keras_to_torch_state, weight_map
+
+    spec, overrides = case
+    path = ZOO / f"{spec}.yaml"
+    graph = build_graph(path, overrides)
+    kmodel = compile_module(graph, "keras").build_model()
+    generator = np.random.default_rng(4)
+    for variable in kmodel.weights:  # every value off its initial one, positive for variances
+        shape = tuple(variable.shape)
+        values = (
+            generator.uniform(0.5, 1.5, shape)
+            if "variance" in variable.path
+            else generator.normal(0.0, 0.3, shape)
+        )
+        variable.assign(values.astype("float32"))
+    keras_file = tmp_path / "trained.weights.h5"
+    kmodel.save_weights(str(keras_file))
+    out = tmp_path / "ported.safetensors"
+    report = specgen.port_weights(path, keras_file, out, overrides)
+    ported = load_file(str(out))
+    want = keras_to_torch_state(graph, kmodel)
+    assert set(ported) == set(want)
+    assert all(np.array_equal(ported[k].numpy(), want[k]) for k in want)
+    n = len(list(weight_map(graph)))
+    assert report.lines()[0] == f"matched {n} tensors of the Keras checkpoint (0 renamed)"
+
+    ours = compile_module(graph, "torch").build_model()
+    ours.load_state_dict(ported, strict=True)
+    ours.eval()
+    x = sample(graph)
+    with torch.no_grad():
+        have = reconstruction(graph, ours(x))
+    have_k = keras.ops.convert_to_numpy(
+        reconstruction(graph, kmodel(x.movedim(1, -1).numpy(), training=False))
+    )
+    diff = np.abs(have.movedim(1, -1).numpy() - have_k).max()
+    print(f"\n{spec}: Keras -> PyTorch max |diff| {diff:.2e}")
+    assert diff <= TOLERANCE
+
+
+def keras_weights(tmp_path) -> tuple[Path, dict]:
+    overrides = {"channels": [4, 8], "strides": [2]}
+    graph = build_graph(ZOO / "monai_unet.yaml", overrides)
+    path = tmp_path / "model.weights.h5"
+    compile_module(graph, "keras").build_model().save_weights(str(path))
+    return path, overrides
+
+
+def port_keras(path: Path, overrides: dict, out: Path, capsys) -> tuple[int, str]:
+    sets = [f"--set={k}={v}".replace(" ", "") for k, v in overrides.items()]
+    spec = str(ZOO / "monai_unet.yaml")
+    code = main(["port-weights", spec, "--from", str(path), "-o", str(out), *sets])
+    return code, capsys.readouterr().err
+
+
+def test_an_hdf5_external_link_is_refused(tmp_path, capsys):
+    import h5py
+
+    path, overrides = keras_weights(tmp_path)
+    secret = tmp_path / "elsewhere.h5"
+    with h5py.File(secret, "w") as handle:
+        handle["data"] = np.ones((4,), dtype="float32")
+    with h5py.File(path, "a") as handle:
+        del handle["encoder/down_0/convolution/conv/vars/1"]
+        handle["encoder/down_0/convolution/conv/vars/1"] = h5py.ExternalLink(str(secret), "/data")
+    out = tmp_path / "out.safetensors"
+    code, err = port_keras(path, overrides, out, capsys)
+    assert code == 1
+    assert (
+        "cannot read this Keras weights file safely: 'encoder/down_0/convolution/conv/vars/1'"
+        in err
+    )
+    assert "is an external link (to '" in err
+    assert len([line for line in err.splitlines() if "error:" in line]) == 1
+    assert not out.exists()
+
+
+def test_an_hdf5_virtual_dataset_and_a_shape_bomb_are_refused(tmp_path, capsys):
+    import h5py
+
+    path, overrides = keras_weights(tmp_path)
+    name = "encoder/down_0/convolution/conv/vars/1"
+    with h5py.File(path, "a") as handle:
+        del handle[name]
+        layout = h5py.VirtualLayout(shape=(4,), dtype="float32")
+        layout[:] = h5py.VirtualSource(str(tmp_path / "other.h5"), "data", shape=(4,))
+        handle.create_virtual_dataset(name, layout)
+    out = tmp_path / "out.safetensors"
+    code, err = port_keras(path, overrides, out, capsys)
+    assert code == 1 and f"'{name}' is a virtual dataset" in err
+
+    path, overrides = keras_weights(tmp_path)
+    with h5py.File(path, "a") as handle:  # declared, never written: a small file
+        del handle[name]
+        handle.create_dataset(name, shape=(2**40, 2**20), dtype="float32", chunks=(1, 1))
+    assert path.stat().st_size < 1_000_000
+    code, err = port_keras(path, overrides, out, capsys)
+    assert code == 1
+    assert f"'{name}' declares the shape (1099511627776, 1048576), more than" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("bomb", ["shape", "header"])
+def test_a_safetensors_bomb_is_refused_without_allocating(tmp_path, capsys, bomb):
+    import json
+    import tracemalloc
+
+    path = tmp_path / "bomb.safetensors"
+    if bomb == "shape":
+        header = {"w": {"dtype": "F32", "shape": [2**40, 2**40], "data_offsets": [0, 16]}}
+        raw = json.dumps(header).encode()
+        path.write_bytes(len(raw).to_bytes(8, "little") + raw + bytes(16))
+        expected = "tensor 'w' has 16 bytes of data, not (1099511627776, 1099511627776) x F32"
+    else:
+        path.write_bytes((2**62).to_bytes(8, "little") + b"{}")
+        expected = f"its header claims {2**62} bytes, more than the file has"
+    out = tmp_path / "out.safetensors"
+    tracemalloc.start()
+    try:
+        code, _, err = port_cli(path, out, capsys)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert code == 1
+    assert "not a valid safetensors file" in err and expected in err
+    assert len([line for line in err.splitlines() if "error:" in line]) == 1
+    assert peak < 50 * 2**20 and not out.exists()
+
+
+def test_a_renaming_loop_is_validated_where_it_is_written(tmp_path):
+    unet = (ZOO / "monai_unet.yaml").read_text()
+    for broken, message in (
+        ("      in: ${len(channels) - 1}\n", "needs both 'for' and 'in'"),
+        ('\'^${"model." + "1.submodule." * i}0\\.\'', "invalid expression"),
+    ):
+        assert broken in unet
+        text = unet.replace(broken, "'^${\"model.\" + }0\\.'" if "model" in broken else "", 1)
+        with pytest.raises(SpecErrors) as info:
+            specgen.load_spec(text=text, filename="unet.yaml")
+        rendered = info.value.render()
+        assert message in rendered and "unet.yaml:" in rendered
+    # an expression that fails only for the values given is located at its step
+    text = unet.replace('1.submodule." * i}0', '1.submodule." * i}${channels[9]}', 1)
+    with pytest.raises(SpecErrors) as info:
+        specgen.port_weights(
+            specgen.load_spec(text=text, filename=str(ZOO / "monai_unet.yaml")),
+            kl_checkpoint(tmp_path),
+            tmp_path / "o.safetensors",
+        )
+    rendered = info.value.render()
+    assert "index 9 is out of range" in rendered and "weights_from.rename[0]" in rendered
+
+
+@pytest.mark.parametrize(
+    ("pattern", "why"),
+    [
+        (r"(\w+)+\.", "a repetition inside another repetition"),
+        (r"(?:a|ab)*\.", r"alternatives \(\|\) inside a repetition"),
+        (r"a*b*c*\.", "at most 2 repetitions"),
+        (r"(up)\1", "backreferences are not allowed"),
+    ],
+)
+def test_patterns_that_could_match_for_ever_are_refused_where_they_are_written(pattern, why):
+    text = KL.read_text().replace(r"'\.upsamplers\.0\.'", f"'{pattern}'")
+    with pytest.raises(SpecErrors, match=why) as info:
+        specgen.load_spec(text=text, filename="kl.yaml")
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if pattern in t)
+    assert f"kl.yaml:{line}:" in info.value.render()
+
+
+def test_a_renaming_step_that_grows_names_without_end_is_stopped(tmp_path, capsys):
+    # each step doubles the name: unbounded, it would need 2**40 characters after 40 tensors
+    text = KL.read_text().replace(
+        r"- {match: '\.upsamplers\.0\.', to: '.upsampler.'}",
+        r"- {match: '^(.+)$', to: '\1\1', for: k, in: 40}",
+    )
+    spec = tmp_path / "kl.yaml"
+    spec.write_text(text)
+    sets = [f"--set={k}={v}".replace(" ", "") for k, v in KL_SMALL.items()]
+    out = tmp_path / "o.safetensors"
+    code = main(
+        ["port-weights", str(spec), "--from", str(kl_checkpoint(tmp_path)), "-o", str(out), *sets]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "longer than 1024 characters" in err
+    assert not out.exists()
