@@ -105,6 +105,10 @@ def port_weights(
     checkpoint: str | os.PathLike,
     output: str | os.PathLike,
     overrides: Sequence[tuple[str, Any]] | Mapping[str, Any] = (),
+    *,
+    match: str = "names",
+    reference: str | None = None,
+    reference_kwargs: Mapping[str, Any] | None = None,
     **kw_overrides: Any,
 ):
     """Port another library's checkpoint into the spec's generated PyTorch (``output`` ending in
@@ -112,6 +116,10 @@ def port_weights(
 
     Returns the :class:`specgen.port.PortReport` (``report.lines()`` says what was done); raises
     :class:`SpecErrors` and writes nothing when any tensor is unmatched or does not fit.
+    ``match="order"`` pairs the tensors by order and shape instead of by the spec's names;
+    ``reference`` (``"FILE.py:Class"`` or ``"package.module:Class"``, built with
+    ``reference_kwargs``) is the source model: it gives the call order and its output is
+    compared with the port's (``report.reference_diff``).
     """
     from pathlib import Path
 
@@ -119,4 +127,12 @@ def port_weights(
 
     loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec)
     graph = build_graph(loaded, overrides, **kw_overrides)
-    return port_file(loaded, graph, Path(checkpoint), Path(output))
+    return port_file(
+        loaded,
+        graph,
+        Path(checkpoint),
+        Path(output),
+        match=match,
+        reference=reference,
+        reference_kwargs=dict(reference_kwargs or {}),
+    )

@@ -254,10 +254,22 @@ def cmd_convert_weights(args) -> int:
 def cmd_port_weights(args) -> int:
     from .api import load_spec
     from .port import port_file
+    from .port_reference import parse_kwargs
 
+    kwargs = parse_kwargs(args.reference_kwargs)
+    if args.reference_kwargs is not None and args.reference is None:
+        raise SpecErrors([SpecError("--reference-kwargs is given without --reference")])
     loaded = load_spec(args.spec)
     graph = _graph_of(loaded, args)
-    report = port_file(loaded, graph, Path(args.source), Path(args.output))
+    report = port_file(
+        loaded,
+        graph,
+        Path(args.source),
+        Path(args.output),
+        match=args.match,
+        reference=args.reference,
+        reference_kwargs=kwargs,
+    )
     print("\n".join(report.lines()))
     return 0
 
@@ -410,6 +422,24 @@ def parser() -> argparse.ArgumentParser:
         required=True,
         metavar="OUT",
         help="file to write: .safetensors (PyTorch model) or .weights.h5 (Keras model)",
+    )
+    pw.add_argument(
+        "--match",
+        choices=("names", "order"),
+        default="names",
+        help="names: rename by the spec's weights_from (default); order: pair the tensors by "
+        "order and shape with the generated PyTorch model's",
+    )
+    pw.add_argument(
+        "--reference",
+        metavar="FILE.py:Class",
+        help="your own PyTorch model class (or package.module:Class): it loads the checkpoint, "
+        "gives the call order for --match order, and its output is compared with the port's",
+    )
+    pw.add_argument(
+        "--reference-kwargs",
+        metavar="JSON",
+        help="the reference class's keyword arguments, as a JSON object",
     )
     return p
 

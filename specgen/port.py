@@ -279,12 +279,19 @@ class PortReport:
     not_in_framework: list[str] = field(default_factory=list)
     filled: list[str] = field(default_factory=list)
     converted: _Converted = field(default_factory=_Converted)
+    #: ``--match order``: what the tensors were paired by; ``None`` when paired by name
+    paired_by: str | None = None
+    #: with a reference model: the largest |difference| of both models' first outputs
+    reference_diff: float | None = None
+    reference_input: tuple[int, ...] = ()
 
     def lines(self) -> list[str]:
         out = [
             f"matched {_count(self.matched, 'tensors')} of the "
             f"{self.library} checkpoint ({len(self.renamed)} renamed)"
         ]
+        if self.paired_by is not None:
+            out.append(f"paired the tensors by {self.paired_by} and shape")
         if self.transposed:
             out.append(
                 f"transposed {_count(len(self.transposed), 'tensors')}: " + _all(self.transposed)
@@ -309,6 +316,12 @@ class PortReport:
             f"wrote {self.target} ({_count(self.written, 'tensors')}) for the "
             f"{self.framework} model"
         )
+        if self.reference_diff is not None:
+            out.append(
+                "ran the reference model and the generated PyTorch model on one seeded input "
+                f"of shape {self.reference_input}: max |difference| of the outputs "
+                f"{self.reference_diff:.3e}"
+            )
         return [terminal_safe(line) for line in out]
 
 
@@ -446,6 +459,71 @@ def _renamed(
     return out
 
 
+def _paired_in_order(
+    source: Path,
+    order: list[str],
+    tensors: dict[str, _Tensor],
+    wanted: dict[str, tuple[tuple[int, ...], str]],
+    report: PortReport,
+) -> dict[str, tuple[str, _Tensor, bool]]:
+    """``--match order``: the checkpoint's tensors (in ``order``) paired one by one with the
+    generated PyTorch model's state dict in registration order; every pair must have one shape.
+    Batch counters are left out of the pairing when the checkpoint keeps none."""
+    targets = list(wanted)
+    if not any(n.endswith(_TORCH_ONLY_SUFFIX) for n in order):
+        targets = [n for n in targets if not n.endswith(_TORCH_ONLY_SUFFIX)]
+    where = _weights_file(source)
+    hint = (
+        "does the checkpoint come from the same network with the same settings? a library that "
+        "registers its modules in another order than it calls them needs --reference"
+    )
+    for i, (theirs, ours) in enumerate(zip(order, targets, strict=False)):
+        have, need = tuple(tensors[theirs].shape), wanted[ours][0]
+        if have != need:
+            raise SpecErrors(
+                [
+                    SpecError(
+                        f"paired by order, tensor {i + 1} of the checkpoint, "
+                        f"{_quoted(theirs)} of shape {have}, meets {_quoted(ours)} of the "
+                        f"spec's model, of shape {need}",
+                        hint=hint,
+                        source=where,
+                    )
+                ],
+                where,
+            )
+    if len(order) != len(targets):
+        more, fewer = ("checkpoint", "spec's model")
+        if len(order) < len(targets):
+            more, fewer = fewer, more
+        first = order[len(targets)] if len(order) > len(targets) else targets[len(order)]
+        raise SpecErrors(
+            [
+                SpecError(
+                    f"paired by order, the checkpoint has {_count(len(order), 'tensors')} and "
+                    f"the spec's model {len(targets)}: the {more} has {_quoted(first)} (tensor "
+                    f"{min(len(order), len(targets)) + 1}) and more that the {fewer} lacks",
+                    hint=hint,
+                    source=where,
+                )
+            ],
+            where,
+        )
+    out: dict[str, tuple[str, _Tensor, bool]] = {}
+    for theirs, ours in zip(order, targets, strict=True):
+        if theirs != ours:
+            report.renamed.append((theirs, ours))
+        out[ours] = (theirs, tensors[theirs], False)
+    return out
+
+
+def _torch_tensor(tensor: _Tensor):
+    """A checkpoint tensor as a PyTorch tensor (its own copy of the values)."""
+    import torch
+
+    return torch.from_numpy(np.array(tensor.read()))
+
+
 def _torch_state_shapes(graph: ModelGraph) -> dict[str, tuple[tuple[int, ...], str]]:
     """The generated PyTorch model's state dict: name -> (shape, dtype name)."""
     from .codegen.compiled import compile_module
@@ -527,19 +605,43 @@ def _check(
 
 
 @needs_extra("all", "specgen.port.port_file", check=("torch", "safetensors"))
-def port_file(loaded: LoadedSpec, graph: ModelGraph, source: Path, target: Path) -> PortReport:
+def port_file(
+    loaded: LoadedSpec,
+    graph: ModelGraph,
+    source: Path,
+    target: Path,
+    match: str = "names",
+    reference: str | None = None,
+    reference_kwargs: dict[str, Any] | None = None,
+) -> PortReport:
     """Port the checkpoint ``source`` into ``target`` (``.safetensors`` for the generated
     PyTorch model, ``.weights.h5`` for the Keras one); nothing is written unless every tensor
-    is accounted for."""
+    is accounted for.
+
+    ``match="names"`` renames the tensors by the spec's ``weights_from`` section; ``"order"``
+    pairs them by order and shape with the generated PyTorch model's state dict (in the
+    checkpoint's order, or with ``reference`` in the order the reference model calls its
+    modules). ``reference`` (``FILE.py:Class`` or ``package.module:Class``, built with
+    ``reference_kwargs``) is the user's own model class: it is loaded with the checkpoint, and
+    both models are run on one seeded input to report the largest difference of their outputs.
+    """
+    if match not in ("names", "order"):
+        raise ValueError(f"match must be 'names' or 'order', not {match!r}")
     mapping = loaded.document.weights_from
     keras_source = source.name.endswith(KERAS_SUFFIXES)
-    if mapping is None and not keras_source:
+    if keras_source and (match == "order" or reference is not None):
+        raise _fail(
+            source,
+            "the spec's own Keras weights are matched by name; --match order and --reference "
+            "are for other libraries' checkpoints",
+        )
+    if mapping is None and not keras_source and match == "names":
         raise _spec_problem(
             loaded,
             "this spec has no weights_from section, so port-weights cannot tell how a "
             "checkpoint's tensors are named",
             hint="add weights_from: {library: ..., rename: [...]} (see the spec language, "
-            "'Weights from other libraries')",
+            "'Weights from other libraries'), or pair the tensors by order with --match order",
         )
     if target.name.endswith(".safetensors"):
         framework = "PyTorch"
@@ -552,13 +654,39 @@ def port_file(loaded: LoadedSpec, graph: ModelGraph, source: Path, target: Path)
             "use .safetensors for the PyTorch model and .weights.h5 for the Keras model",
         )
     _check_paths(source, target)
-    report = PortReport("Keras" if keras_source else mapping.library, target, framework)
+    if keras_source:
+        library = "Keras"
+    elif mapping is not None:
+        library = mapping.library
+    elif reference is not None:
+        library = reference.rpartition(":")[2]
+    else:
+        library = "source"
+    report = PortReport(library, target, framework)
+    wanted = _torch_state_shapes(graph)
+    reference_model = None
     if keras_source:  # the spec's own Keras model: its names map onto the PyTorch model's
         given = _keras_tensors(graph, source)
     else:
         tensors = read_checkpoint(source)
-        given = _renamed(loaded, mapping, dict(graph.parameters), tensors, report)
-    wanted = _torch_state_shapes(graph)
+        if reference is not None:
+            from . import port_reference
+
+            reference_model = port_reference.build(
+                reference,
+                reference_kwargs or {},
+                {n: _torch_tensor(t) for n, t in tensors.items()},
+            )
+        if match == "names":
+            given = _renamed(loaded, mapping, dict(graph.parameters), tensors, report)
+        else:
+            if reference_model is not None:
+                order = port_reference.call_order(reference_model, graph, reference)
+                report.paired_by = f"the order {library} calls its modules in"
+            else:
+                order = list(tensors)
+                report.paired_by = "the checkpoint's order"
+            given = _paired_in_order(source, order, tensors, wanted, report)
     problems = _check(graph, source, given, wanted, report)
     where = _weights_file(source)
     if problems:
@@ -580,6 +708,17 @@ def port_file(loaded: LoadedSpec, graph: ModelGraph, source: Path, target: Path)
             array = array.T
             report.transposed.append(source_name)
         state[name] = np.ascontiguousarray(array)
+    if reference_model is not None:
+        from .codegen.compiled import compile_module
+        from .port_reference import max_difference, sample_input
+
+        ours = compile_module(graph, "torch").build_model()
+        ours.load_state_dict(
+            {n: _torch_tensor(_Tensor("", a.shape, lambda a=a: a)) for n, a in state.items()},
+            strict=True,
+        )
+        report.reference_diff = max_difference(reference_model, ours, graph, reference)
+        report.reference_input = tuple(sample_input(graph).shape)
     if framework == "PyTorch":
         from safetensors.numpy import save_file
 

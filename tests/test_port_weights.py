@@ -592,3 +592,205 @@ def test_a_renaming_step_that_grows_names_without_end_is_stopped(tmp_path, capsy
     assert code == 1
     assert "longer than 1024 characters" in err
     assert not out.exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# --match order, with and without a reference model.
+
+FIXTURES = Path(__file__).resolve().parent / "port_fixtures"
+TINY_AE = f"{FIXTURES / 'tiny_ae.py'}:TinyAE"
+TINY_SPEC = """\
+specgen: 1
+name: tiny_ae
+parameters:
+  input_shape: [8, 8, 1]
+input:
+  shape: ${input_shape}
+encoder:
+  - {kind: conv, name: conv, filters: 4, kernel_size: 3, strides: 2, padding: 1}
+  - {kind: relu, name: relu}
+bottleneck:
+  - {kind: flatten, name: flatten, order: channels_first}
+  - {kind: dense, name: down, units: 6}
+  - {kind: dense, name: up, units: "${prod(in_shape)}"}
+  - {kind: reshape, name: view, target_shape: "${in_shape}", order: channels_first}
+decoder:
+  - {kind: conv_transpose, name: out, filters: 1, kernel_size: 3, strides: 2, padding: 1,
+     output_padding: 1}
+"""
+
+
+def tiny_checkpoint(tmp_path, suffix=".safetensors", edit=None) -> tuple[Path, Path]:
+    from tests.port_fixtures.tiny_ae import TinyAE
+
+    torch.manual_seed(0)
+    state = TinyAE().state_dict()
+    if edit is not None:
+        edit(state)
+    spec = tmp_path / "tiny_ae.yaml"
+    spec.write_text(TINY_SPEC)
+    checkpoint = tmp_path / f"tiny{suffix}"
+    if suffix == ".pt":
+        torch.save(state, checkpoint)
+    else:
+        save_file(state, str(checkpoint))
+    return spec, checkpoint
+
+
+def test_order_with_a_reference_ports_a_user_model(tmp_path, capsys):
+    from tests.port_fixtures.tiny_ae import TinyAE
+
+    spec, checkpoint = tiny_checkpoint(tmp_path)
+    out = tmp_path / "ported.safetensors"
+    args = ["port-weights", str(spec), "--from", str(checkpoint), "-o", str(out)]
+    code = main([*args, "--match", "order", "--reference", TINY_AE])
+    stdout = capsys.readouterr().out
+    assert code == 0, stdout
+    assert "paired the tensors by the order TinyAE calls its modules in and shape" in stdout
+    diff = float(stdout.split("max |difference| of the outputs ")[1].split()[0])
+    assert diff <= TOLERANCE
+    # TinyAE registers down/up after the decoder; the call order pairs them with the bottleneck
+    theirs = TinyAE()
+    theirs.load_state_dict(load_file(str(checkpoint)))
+    ours = compile_module(build_graph(spec), "torch").build_model()
+    ours.load_state_dict(load_file(str(out)), strict=True)
+    x = sample(build_graph(spec))
+    with torch.no_grad():
+        assert (ours.eval()(x) - theirs.eval()(x)).abs().max().item() <= TOLERANCE
+
+
+def test_order_without_a_reference_follows_the_checkpoint(tmp_path, capsys):
+    # registration order (a .pt keeps it): TinyAE's decoder comes before its bottleneck
+    spec, checkpoint = tiny_checkpoint(tmp_path, ".pt")
+    out = tmp_path / "o.safetensors"
+    code = main(["port-weights", str(spec), "--from", str(checkpoint), "-o", str(out),
+                 "--match", "order"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1
+    assert (
+        "paired by order, tensor 3 of the checkpoint, 'decoder.0.weight' of shape (4, 1, 3, 3), "
+        "meets 'bottleneck.down.weight' of the spec's model, of shape (6, 64)"
+    ) in err
+    assert "needs --reference" in err
+    assert not out.exists()
+
+
+def test_order_refuses_a_wrong_shape_by_name_and_writes_nothing(tmp_path, capsys):
+    def edit(state):
+        state["down.weight"] = torch.zeros(7, 64)
+        state["down.bias"] = torch.zeros(7)
+        state["up.weight"] = torch.zeros(64, 7)
+
+    spec, checkpoint = tiny_checkpoint(tmp_path, ".pt", edit)
+    out = tmp_path / "o.safetensors"
+    code = main(["port-weights", str(spec), "--from", str(checkpoint), "-o", str(out),
+                 "--match", "order", "--reference", TINY_AE,
+                 "--reference-kwargs", '{"latent": 7}'])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1
+    assert (
+        "'down.weight' of shape (7, 64), meets 'bottleneck.down.weight' of the spec's model, "
+        "of shape (6, 64)"
+    ) in err
+    assert not out.exists()
+
+
+def in_call_order(state):
+    for name in ("decoder.0.weight", "decoder.0.bias"):
+        state.move_to_end(name)
+
+
+def test_order_without_a_reference_ports_a_checkpoint_in_the_models_order(tmp_path, capsys):
+    spec, checkpoint = tiny_checkpoint(tmp_path, ".pt", in_call_order)
+    out = tmp_path / "o.safetensors"
+    code = main(["port-weights", str(spec), "--from", str(checkpoint), "-o", str(out),
+                 "--match", "order"])  # fmt: skip
+    stdout = capsys.readouterr().out
+    assert code == 0
+    assert "matched 8 tensors of the source checkpoint (8 renamed)" in stdout
+    assert "paired the tensors by the checkpoint's order and shape" in stdout
+    ported = load_file(str(out))
+    source = torch.load(checkpoint, weights_only=True)
+    assert torch.equal(ported["bottleneck.down.weight"], source["down.weight"])
+    assert torch.equal(ported["decoder.out.bias"], source["decoder.0.bias"])
+
+
+def test_order_refuses_a_tensor_too_many_by_name(tmp_path, capsys):
+    def edit(state):
+        in_call_order(state)
+        state["extra.weight"] = torch.zeros(3)
+
+    spec, checkpoint = tiny_checkpoint(tmp_path, ".pt", edit)
+    out = tmp_path / "o.safetensors"
+    code = main(["port-weights", str(spec), "--from", str(checkpoint), "-o", str(out),
+                 "--match", "order"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "the checkpoint has 9 tensors and the spec's model 8" in err
+    assert "the checkpoint has 'extra.weight' (tensor 9)" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("reference", "kwargs", "message"),
+    [
+        ("nowhere.py:TinyAE", None, "there is no file nowhere.py"),
+        (f"{FIXTURES / 'tiny_ae.py'}:Missing", None, "has no Missing"),
+        (TINY_AE, "[1]", "not a JSON object"),
+        (TINY_AE, "{bad", "not valid JSON"),
+        (TINY_AE, '{"width": 5}', "the checkpoint does not load into it"),
+        ("TinyAE", None, "cannot tell the module and the class apart"),
+    ],
+)
+def test_a_bad_reference_is_a_clean_error(tmp_path, capsys, reference, kwargs, message):
+    spec, checkpoint = tiny_checkpoint(tmp_path)
+    out = tmp_path / "o.safetensors"
+    extra = [] if kwargs is None else ["--reference-kwargs", kwargs]
+    code = main(["port-weights", str(spec), "--from", str(checkpoint), "-o", str(out),
+                 "--match", "order", "--reference", reference, *extra])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and "--reference" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("overrides", [{}, {"act": "RELU", "norm": "BATCH"}], ids=["default", "bn"])
+def test_monai_varautoencoder_ports_by_call_order(tmp_path, overrides):
+    # (residual units are not paired by order: MONAI calls a unit's shortcut before its convs)
+    spec = ZOO / "monai_varautoencoder.yaml"
+    graph = build_graph(spec, overrides)
+    theirs = monai_model("monai_varautoencoder", graph)
+    checkpoint = tmp_path / "vae.safetensors"
+    save_file(theirs.state_dict(), str(checkpoint))
+    kwargs = {
+        "spatial_dims": 2,
+        "in_shape": [1, 32, 32],
+        "out_channels": 1,
+        "latent_size": 2,
+        "channels": [16, 32, 64],
+        "strides": [1, 2, 2],
+        **overrides,
+    }
+    out = tmp_path / "ported.safetensors"
+    # the spec's own names are not used: its weights_from section is dropped
+    text = spec.read_text().split("\nweights_from:")[0]
+    loaded = specgen.load_spec(text=text, filename=str(spec))
+    assert loaded.document.weights_from is None
+    report = specgen.port_weights(
+        loaded,
+        checkpoint,
+        out,
+        overrides,
+        match="order",
+        reference="monai.networks.nets:VarAutoEncoder",
+        reference_kwargs=kwargs,
+    )
+    assert report.reference_diff <= TOLERANCE
+    n = len(theirs.state_dict())
+    assert report.lines()[0].startswith(f"matched {n} tensors of the VarAutoEncoder checkpoint")
+    ours = compile_module(graph, "torch").build_model()
+    ours.load_state_dict(load_file(str(out)), strict=True)
+    x = sample(graph)
+    with torch.no_grad():
+        diff = (reconstruction(graph, ours.eval()(x)) - theirs(x)[0]).abs().max().item()
+    assert diff <= TOLERANCE
+    print(f"\nVarAutoEncoder {overrides}: reference diff {report.reference_diff:.2e}, {diff:.2e}")
