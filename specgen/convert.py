@@ -539,26 +539,69 @@ def _read_safetensors(
 # Keras .weights.h5 files.
 
 
-def _h5_datasets(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Every dataset of an HDF5 file: its path, shape and dtype."""
+#: The most datasets and links a Keras weights file may hold, and the most elements of one dataset.
+_MAX_H5_LINKS = 1_000_000
+_MAX_H5_ELEMENTS = 2**31
+
+
+def _h5_datasets(path: Path) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """Every dataset of an HDF5 file (its path, shape and dtype), read without following any
+    link out of the file: external links, soft links, virtual datasets and datasets stored in
+    external files are refused, and so are datasets too large to be weights."""
     import h5py
 
-    found: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    found: dict[str, tuple[tuple[int, ...], Any]] = {}
+    problem: list[str] = []
 
-    def visit(name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Dataset):
-            found[name] = (tuple(obj.shape), obj.dtype)
+    def visit(name: str, link: Any) -> Any:
+        if len(found) + len(problem) > _MAX_H5_LINKS:
+            problem.append(f"it holds more than {_MAX_H5_LINKS} objects")
+        elif isinstance(link, h5py.ExternalLink):
+            problem.append(
+                f"'{name}' is an external link (to '{link.filename}'); links out of the file "
+                "are not followed"
+            )
+        elif isinstance(link, h5py.SoftLink):
+            problem.append(f"'{name}' is a soft link (to '{link.path}'); links are not followed")
+        elif not isinstance(link, h5py.HardLink):
+            problem.append(f"'{name}' is a link of an unknown kind")
+        else:
+            obj = handle[name]
+            if isinstance(obj, h5py.Dataset):
+                shape = obj.shape
+                if obj.is_virtual:
+                    problem.append(f"'{name}' is a virtual dataset; its data lies in other files")
+                elif obj.external:
+                    problem.append(f"'{name}' keeps its data in external files")
+                elif shape is None or obj.dtype.kind not in "fiub":
+                    problem.append(f"'{name}' is not an array of numbers ({obj.dtype})")
+                elif math.prod(shape) > _MAX_H5_ELEMENTS:
+                    problem.append(
+                        f"'{name}' declares the shape {tuple(shape)}, more than "
+                        f"{_MAX_H5_ELEMENTS} values"
+                    )
+                else:
+                    found[name] = (tuple(shape), obj.dtype)
+        return problem[0] if problem else None  # a value stops the walk
 
     try:
         with h5py.File(path, "r") as handle:
-            handle.visititems(visit)
+            handle.visititems_links(visit)
     except Exception as exc:  # h5py raises several kinds for a file that is not HDF5
-        where = _weights_file(path)
-        reason = str(exc) or type(exc).__name__
-        raise SpecErrors(
-            [SpecError(f"not a valid Keras weights file (HDF5): {reason}", source=where)], where
-        ) from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise _h5_problem(path, f"not a valid Keras weights file (HDF5): {first[:300]}") from None
+    if problem:
+        raise _h5_problem(
+            path,
+            f"cannot read this Keras weights file safely: {problem[0]}",
+            "specgen reads the weights file that the spec's Keras model saves",
+        )
     return found
+
+
+def _h5_problem(path: Path, message: str, hint: str | None = None) -> SpecErrors:
+    where = _weights_file(path)
+    return SpecErrors([SpecError(message, hint=hint, source=where)], where)
 
 
 def _h5_names(graph: ModelGraph, keras_model: Any) -> dict[str, str]:
