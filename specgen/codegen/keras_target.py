@@ -14,6 +14,7 @@ from ..errors import SpecError, SpecErrors
 from ..graph import ModelGraph, Node
 from ..layers.base import product
 from ..render import render
+from .helper_classes import helper_ctor
 from .layout import layout_of, ranked
 from .plugin_layers import from_imports
 from .program import Arg, Ctor, Statement
@@ -21,12 +22,9 @@ from .pyformat import step_lines
 from .pyliteral import literal
 from .pyview import Target, ViewBuilder, call_statement
 from .torch_target import (
-    attention_args,
     channels_first_axes,
     channels_last_axes,
     crop_slices,
-    entropy_bottleneck_args,
-    gdn_args,
     ordered_dims,
 )
 
@@ -209,27 +207,9 @@ def keras_ctor(node: Node, graph: ModelGraph) -> Ctor:
         if layer.linear:
             args.append(Arg("interpolation", "bilinear"))
         return Ctor(f"layers.UpSampling{rank}D", tuple(args))
-    if kind == "attention":
-        return Ctor("SpatialSelfAttention", tuple(attention_args(layer, shape)))
-    if kind in ("gdn", "igdn"):
-        return Ctor("GeneralizedDivisiveNorm", tuple(gdn_args(layer, shape)))
-    if kind == "entropy_bottleneck":
-        return Ctor("EntropyBottleneck", tuple(entropy_bottleneck_args(layer, shape)))
-    if kind == "vae_sampling":
-        if layer.inference == "mean":
-            return Ctor("VaeSampling")
-        return Ctor("VaeSampling", (Arg("inference", layer.inference),))
-    if kind == "diagonal_gaussian":
-        return Ctor("DiagonalGaussian")
-    if kind == "vector_quantizer":
-        args = [
-            Arg(None, layer.num_embeddings, "num_embeddings"),
-            Arg(None, shape[-1], "embedding_dim"),
-            Arg("commitment_cost", layer.commitment_cost),
-        ]
-        if layer.loss_weighting != "vqvae":
-            args.append(Arg("loss_weighting", layer.loss_weighting))
-        return Ctor("VectorQuantizer", tuple(args))
+    shared = helper_ctor(kind, layer, shape)
+    if shared is not None:
+        return shared
     raise _unsupported(node, f"layer kind '{kind}'")  # pragma: no cover - registry is closed
 
 

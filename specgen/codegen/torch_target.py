@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import SpecError, SpecErrors
 from ..graph import ModelGraph, Node
 from ..render import render
+from .helper_classes import helper_ctor
 from .layout import layout_of, ranked
 from .plugin_layers import from_imports
 from .program import Arg, Ctor, Statement
@@ -66,49 +67,6 @@ def _unsupported(node: Node, what: str) -> SpecErrors:
     return SpecErrors(
         [SpecError(f"the PyTorch target cannot express {what} ('{node.name}')", node.origin)]
     )
-
-
-def attention_args(layer, shape: tuple[int, ...]) -> list[Arg]:
-    """Arguments of the SpatialSelfAttention helper of either target (both take the same)."""
-    heads, head_dim = layer.dims(shape[-1])
-    args = [
-        Arg(None, shape[-1], "channels"),
-        Arg(None, layer.norm_groups, "num_groups"),
-        Arg("heads", heads),
-        Arg("head_dim", head_dim),
-        Arg("eps", layer.epsilon),
-    ]
-    if not layer.residual:
-        args.append(Arg("residual", False))
-    if layer.rescale_output_factor != 1.0:
-        args.append(Arg("rescale_output_factor", layer.rescale_output_factor))
-    return args
-
-
-def gdn_args(layer, shape: tuple[int, ...]) -> list[Arg]:
-    """Arguments of the GeneralizedDivisiveNorm helper of either target (both take the same)."""
-    args = [Arg(None, shape[-1], "channels")]
-    if layer.inverse:
-        args.append(Arg("inverse", True))
-    if layer.beta_min != 1e-6:
-        args.append(Arg("beta_min", layer.beta_min))
-    if layer.gamma_init != 0.1:
-        args.append(Arg("gamma_init", layer.gamma_init))
-    return args
-
-
-def entropy_bottleneck_args(layer, shape: tuple[int, ...]) -> list[Arg]:
-    """Arguments of the EntropyBottleneck helper of either target (both take the same)."""
-    args = [Arg(None, shape[-1], "channels")]
-    if layer.filters != (3, 3, 3, 3):
-        args.append(Arg("filters", layer.filters))
-    if layer.init_scale != 10.0:
-        args.append(Arg("init_scale", layer.init_scale))
-    if layer.tail_mass != 1e-9:
-        args.append(Arg("tail_mass", layer.tail_mass))
-    if layer.likelihood_bound != 1e-9:
-        args.append(Arg("likelihood_bound", layer.likelihood_bound))
-    return args
 
 
 def torch_ctor(node: Node, graph: ModelGraph) -> Ctor:
@@ -277,27 +235,9 @@ def torch_ctor(node: Node, graph: ModelGraph) -> Ctor:
         if layer.linear:
             args += [Arg("mode", LINEAR_MODES[layer.spatial_rank]), Arg("align_corners", False)]
         return Ctor("nn.Upsample", tuple(args))
-    if kind == "attention":
-        return Ctor("SpatialSelfAttention", tuple(attention_args(layer, shape)))
-    if kind in ("gdn", "igdn"):
-        return Ctor("GeneralizedDivisiveNorm", tuple(gdn_args(layer, shape)))
-    if kind == "entropy_bottleneck":
-        return Ctor("EntropyBottleneck", tuple(entropy_bottleneck_args(layer, shape)))
-    if kind == "vae_sampling":
-        if layer.inference == "mean":
-            return Ctor("VaeSampling")
-        return Ctor("VaeSampling", (Arg("inference", layer.inference),))
-    if kind == "diagonal_gaussian":
-        return Ctor("DiagonalGaussian")
-    if kind == "vector_quantizer":
-        args = [
-            Arg(None, layer.num_embeddings, "num_embeddings"),
-            Arg(None, shape[-1], "embedding_dim"),
-            Arg("commitment_cost", layer.commitment_cost),
-        ]
-        if layer.loss_weighting != "vqvae":
-            args.append(Arg("loss_weighting", layer.loss_weighting))
-        return Ctor("VectorQuantizer", tuple(args))
+    shared = helper_ctor(kind, layer, shape)
+    if shared is not None:
+        return shared
     raise _unsupported(node, f"layer kind '{kind}'")  # pragma: no cover - registry is closed
 
 
