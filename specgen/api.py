@@ -109,6 +109,7 @@ def port_weights(
     match: str = "names",
     reference: str | None = None,
     reference_kwargs: Mapping[str, Any] | None = None,
+    library: str | None = None,
     **kw_overrides: Any,
 ):
     """Port another library's checkpoint into the spec's generated PyTorch (``output`` ending in
@@ -119,7 +120,9 @@ def port_weights(
     ``match="order"`` pairs the tensors by order and shape instead of by the spec's names;
     ``reference`` (``"FILE.py:Class"`` or ``"package.module:Class"``, built with
     ``reference_kwargs``) is the source model: it gives the call order and its output is
-    compared with the port's (``report.reference_diff``).
+    compared with the port's (``report.reference_diff``). ``library`` chooses one of the spec's
+    ``weights_from`` mappings by its library name; without it, the spec's own names and then
+    each mapping for the checkpoint's format are tried in order.
     """
     from pathlib import Path
 
@@ -135,4 +138,5 @@ def port_weights(
         match=match,
         reference=reference,
         reference_kwargs=dict(reference_kwargs or {}),
+        library=library,
     )

@@ -269,6 +269,7 @@ def cmd_port_weights(args) -> int:
         match=args.match,
         reference=args.reference,
         reference_kwargs=kwargs,
+        library=args.library,
     )
     print("\n".join(report.lines()))
     return 0
@@ -429,6 +430,12 @@ def parser() -> argparse.ArgumentParser:
         default="names",
         help="names: rename by the spec's weights_from (default); order: pair the tensors by "
         "order and shape with the generated PyTorch model's",
+    )
+    pw.add_argument(
+        "--library",
+        metavar="NAME",
+        help="which of the spec's weights_from mappings names the checkpoint's tensors "
+        "(default: the first that accounts for all of them)",
     )
     pw.add_argument(
         "--reference",

@@ -148,44 +148,51 @@ def _torch_tensors(path: Path) -> dict[str, _Tensor]:
     return out
 
 
-#: Checkpoint suffixes read as the weights file of the spec's generated Keras model.
+#: Checkpoint suffixes read as Keras weights files (HDF5).
 KERAS_SUFFIXES = (".weights.h5", ".h5")
 
 
-def _keras_tensors(graph: ModelGraph, path: Path) -> dict[str, tuple[str, _Tensor, bool]]:
-    """The tensors of the generated Keras model's weights file, under the generated PyTorch
-    model's names and in its layout: ``name -> (dataset, tensor, False)``. A dataset the Keras
-    model does not save keeps its path as its name."""
-    from .codegen.compiled import compile_module
+def _keras_datasets(path: Path) -> dict[str, _Tensor]:
+    """Every dataset of a Keras weights file as a tensor in Keras's layout, read without
+    following any link out of the file."""
+    tensors: dict[str, _Tensor] = {}
+    for dataset, (shape, dtype) in _h5_datasets(path).items():
 
-    datasets = _h5_datasets(path)
-    keras_model = compile_module(graph, "keras").build_model()
-    out: dict[str, tuple[str, _Tensor, bool]] = {}
+        def read(dataset=dataset) -> np.ndarray:
+            import h5py
+
+            with h5py.File(path, "r") as handle:
+                return np.asarray(handle[dataset][()])
+
+        name = str(dtype)
+        tensors[dataset] = _Tensor(name, tuple(shape), read, _TORCH_FLOATS.get(name, True))
+    return tensors
+
+
+def _keras_slots(graph: ModelGraph, keras_model: Any) -> dict[str, tuple[str, str, int]]:
+    """``dataset path -> (state-dict name, layout, rank)`` for every variable the generated
+    Keras model saves: the dataset paths of its own weights file."""
+    slots: dict[str, tuple[str, str, int]] = {}
     for node, key, kattr, layout in weight_map(graph):
         variable = keras_variable(keras_model, node.name, kattr)
         index = next(
             i for i, w in enumerate(keras_layer(keras_model, node.name).weights) if w is variable
         )
-        dataset = f"{node.name.replace('.', '/')}/vars/{index}"
-        if dataset not in datasets:
-            continue
-        shape, dtype = datasets.pop(dataset)
-        if len(shape) != len(variable.shape) and layout != "flat":
-            torch_shape = shape  # a wrong rank: shown as stored, refused by the shape check
-        else:
-            torch_shape = _torch_shape(shape, layout)
+        slots[f"{node.name.replace('.', '/')}/vars/{index}"] = (key, layout, len(variable.shape))
+    return slots
 
-        def read(dataset=dataset, layout=layout) -> np.ndarray:  # after every check
-            import h5py
 
-            with h5py.File(path, "r") as handle:
-                return _to_torch(np.asarray(handle[dataset][()]), layout)
-
-        name = str(dtype)
-        out[key] = (dataset, _Tensor(name, torch_shape, read, _TORCH_FLOATS.get(name, True)), False)
-    for dataset, (shape, dtype) in datasets.items():
-        out[dataset] = (dataset, _Tensor(str(dtype), shape, None), False)
-    return out
+def _as_torch(tensor: _Tensor, layout: str, rank: int) -> _Tensor:
+    """A Keras variable's tensor in the PyTorch layout (a tensor of the wrong rank is shown as
+    stored, and refused by the shape check)."""
+    if len(tensor.shape) != rank and layout != "flat":
+        return _Tensor(tensor.dtype, tensor.shape, None, tensor.exact)
+    return _Tensor(
+        tensor.dtype,
+        _torch_shape(tensor.shape, layout),
+        lambda: _to_torch(tensor.read(), layout),
+        tensor.exact,
+    )
 
 
 def read_checkpoint(path: Path) -> dict[str, _Tensor]:
@@ -216,6 +223,8 @@ class PortReport:
     matched: int = 0
     renamed: list[tuple[str, str]] = field(default_factory=list)
     transposed: list[str] = field(default_factory=list)
+    #: tensors stored channels first, reordered to the spec's channels-last flatten
+    reordered: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     not_in_framework: list[str] = field(default_factory=list)
     filled: list[str] = field(default_factory=list)
@@ -236,6 +245,11 @@ class PortReport:
         if self.transposed:
             out.append(
                 f"transposed {_count(len(self.transposed), 'tensors')}: " + _all(self.transposed)
+            )
+        if self.reordered:
+            out.append(
+                f"reordered {_count(len(self.reordered), 'tensors')} from channels-first to "
+                "the spec's channels-last flatten: " + _all(self.reordered)
             )
         out += self.converted.lines()
         if self.ignored:
@@ -291,12 +305,12 @@ def _filled(text: str, variables: dict[str, Any], escape) -> str:
     return "".join(out)
 
 
-def _renamer(loaded: LoadedSpec, mapping: WeightsFrom, parameters: dict[str, Any]):
+def _renamer(loaded: LoadedSpec, base: tuple, mapping: WeightsFrom, parameters: dict[str, Any]):
     """The renaming function: every step, its loops unrolled and its expressions evaluated over
-    the spec's parameter values."""
+    the spec's parameter values (``base`` is the mapping's path in the spec)."""
     steps: list[tuple[re.Pattern, str]] = []
     for j, step in enumerate(mapping.rename):
-        path: tuple = ("weights_from", "rename", j)
+        path: tuple = (*base, "rename", j)
         bindings = [dict(parameters)]
         if step.for_ is not None:
             try:
@@ -332,7 +346,7 @@ def _renamer(loaded: LoadedSpec, mapping: WeightsFrom, parameters: dict[str, Any
         raise _spec_problem(
             loaded,
             f"the renaming steps unroll to {len(steps)} steps, more than {_MAX_LOOP_STEPS}",
-            ("weights_from", "rename"),
+            (*base, "rename"),
         )
 
     def rename(name: str) -> str:
@@ -349,18 +363,24 @@ def _spec_problem(loaded: LoadedSpec, message: str, path=(), hint: str | None = 
     return SpecErrors([SpecError(message, path, hint=hint)], loaded.source)
 
 
+#: What a source tensor becomes: ``target name -> (source name, tensor, layout or None)``.
+_Given = dict[str, tuple[str, _Tensor, str | None]]
+
+
 def _renamed(
     loaded: LoadedSpec,
+    base: tuple,
     mapping: WeightsFrom,
     parameters: dict[str, Any],
     tensors: dict[str, _Tensor],
-    report: PortReport,
-) -> dict[str, tuple[str, _Tensor, bool]]:
-    """``target name -> (source name, tensor, transposed)`` for every tensor not ignored."""
-    rename = _renamer(loaded, mapping, parameters)
+    ignored: list[str],
+    renamed: list[tuple[str, str]],
+) -> _Given:
+    """Every tensor not ignored, under its new name, with the layout the mapping gives it."""
+    rename = _renamer(loaded, base, mapping, parameters)
     ignore = [re.compile(p) for p in mapping.ignore]
     layouts = [(re.compile(entry.match), entry.layout) for entry in mapping.layout]
-    out: dict[str, tuple[str, _Tensor, bool]] = {}
+    out: _Given = {}
     for name in sorted(tensors):
         if len(name) > _MAX_NAME:
             raise SpecErrors(
@@ -374,29 +394,40 @@ def _renamed(
                 None,
             )
         if any(p.fullmatch(name) for p in ignore):
-            report.ignored.append(name)
+            ignored.append(name)
             continue
         try:
             target = rename(name)
         # a replacement naming a group the match lacks, or a name grown too long
         except (re.error, IndexError, ValueError) as exc:
             raise _spec_problem(
-                loaded,
-                f"renaming tensor '{name}' fails: {exc}",
-                ("weights_from", "rename"),
+                loaded, f"renaming tensor '{name}' fails: {exc}", (*base, "rename")
             ) from None
         if target in out:
             raise _spec_problem(
                 loaded,
                 f"tensors '{out[target][0]}' and '{name}' of the checkpoint are both renamed "
                 f"'{target}'",
-                ("weights_from", "rename"),
+                (*base, "rename"),
                 "make the renaming steps tell them apart",
             )
-        transposed = any(p.search(name) for p, _ in layouts)
+        layout = next((kind for p, kind in layouts if p.search(name)), None)
         if target != name:
-            report.renamed.append((name, target))
-        out[target] = (name, tensors[name], transposed)
+            renamed.append((name, target))
+        out[target] = (name, tensors[name], layout)
+    return out
+
+
+def _in_torch_names(given: _Given, slots: dict[str, tuple[str, str, int]]) -> _Given:
+    """Tensors named by the Keras model's dataset paths, under the PyTorch model's names and in
+    its layout; a path the Keras model does not save keeps its name (and is refused)."""
+    out: _Given = {}
+    for dataset, (source_name, tensor, layout) in given.items():
+        if dataset in slots:
+            key, kind, rank = slots[dataset]
+            out[key] = (source_name, _as_torch(tensor, kind, rank), layout)
+        else:
+            out[dataset] = (source_name, tensor, layout)
     return out
 
 
@@ -405,8 +436,8 @@ def _paired_in_order(
     order: list[str],
     tensors: dict[str, _Tensor],
     wanted: dict[str, tuple[tuple[int, ...], str]],
-    report: PortReport,
-) -> dict[str, tuple[str, _Tensor, bool]]:
+    renamed: list[tuple[str, str]],
+) -> _Given:
     """``--match order``: the checkpoint's tensors (in ``order``) paired one by one with the
     generated PyTorch model's state dict in registration order; every pair must have one shape.
     Batch counters are left out of the pairing when the checkpoint keeps none."""
@@ -450,11 +481,11 @@ def _paired_in_order(
             ],
             where,
         )
-    out: dict[str, tuple[str, _Tensor, bool]] = {}
+    out: _Given = {}
     for theirs, ours in zip(order, targets, strict=True):
         if theirs != ours:
-            report.renamed.append((theirs, ours))
-        out[ours] = (theirs, tensors[theirs], False)
+            renamed.append((theirs, ours))
+        out[ours] = (theirs, tensors[theirs], None)
     return out
 
 
@@ -476,17 +507,65 @@ def _torch_state_shapes(graph: ModelGraph) -> dict[str, tuple[tuple[int, ...], s
     }
 
 
+def _channels_first(graph: ModelGraph, key: str, layout: str) -> tuple[int, ...] | None:
+    """The ``(*spatial, C)`` shape whose channels-first order a ``channels_first_*`` layout
+    reorders for the weight ``key``, or None when the spec's flatten or reshape already reads
+    channels first. Raises ValueError (the reason) when the weight is not one it applies to."""
+    node_name, _, attr = key.rpartition(".")
+    if node_name not in graph or graph.node(node_name).kind != "dense":
+        raise ValueError(f"{layout} is for the weights of dense layers, and '{key}' is not one")
+    node = graph.node(node_name)
+    if layout == "channels_first_inputs":
+        if attr != "weight":
+            raise ValueError(f"{layout} is for a dense layer's weight, not its {attr}")
+        ref = node.inputs[0]
+        producer = graph.node(ref.node) if ref.node in graph else None
+        if producer is None or producer.kind != "flatten":
+            raise ValueError(
+                f"{layout} needs a dense layer fed by a flatten; '{node.name}' is fed by "
+                f"'{ref.node}'" + (f" ({producer.kind})" if producer is not None else "")
+            )
+        order, shape = producer.layer.order, graph.shape(producer.inputs[0])
+    else:
+        current = node
+        while True:
+            readers = graph.consumers(current.name)
+            reader = graph.node(readers[0]) if len(readers) == 1 else None
+            if reader is not None and reader.kind == "reshape":
+                break
+            if reader is None or len(reader.inputs) != 1 or reader.shape != current.shape:
+                raise ValueError(
+                    f"{layout} needs a dense layer whose output a reshape reads; "
+                    f"'{current.name}' is read by "
+                    + (", ".join(f"'{r}'" for r in readers) or "no layer")
+                )
+            current = reader
+        order, shape = reader.layer.order, reader.shape
+    return None if order == "channels_first" else tuple(shape)
+
+
+def _from_channels_first(array: np.ndarray, shape: tuple[int, ...], layout: str) -> np.ndarray:
+    """A dense weight (or bias) whose inputs (or outputs) are in ``(C, *spatial)`` order,
+    reordered to the spec's ``(*spatial, C)`` of ``shape``."""
+    spatial, channels = shape[:-1], shape[-1]
+    if layout == "channels_first_inputs":
+        out = array.reshape(array.shape[0], channels, *spatial)
+        return np.moveaxis(out, 1, -1).reshape(array.shape)
+    out = array.reshape(channels, *spatial, *array.shape[1:])
+    return np.moveaxis(out, 0, len(spatial)).reshape(array.shape)
+
+
 def _check(
     graph: ModelGraph,
     source: Path,
-    given: dict[str, tuple[str, _Tensor, bool]],
+    given: _Given,
     wanted: dict[str, tuple[tuple[int, ...], str]],
-    report: PortReport,
+    library: str,
 ) -> list[SpecError]:
     where = _weights_file(source)
     note = f"the model is that of {graph.spec_file} with the parameter values given"
     hint = (
-        f"does the checkpoint come from {report.library}'s model with the same settings? "
+        f"does the checkpoint come from {library}'s model with the same settings? "
         "the spec's weights_from section says how its names map"
     )
     problems = []
@@ -513,9 +592,10 @@ def _check(
             )
         )
     for name in sorted(set(given) & set(wanted)):
-        source_name, tensor, transposed = given[name]
+        source_name, tensor, layout = given[name]
         shape, dtype = wanted[name]
         label = _quoted(source_name) + ("" if source_name == name else f" (as '{name}')")
+        transposed = layout == "transpose"
         have = tuple(reversed(tensor.shape)) if transposed else tuple(tensor.shape)
         if transposed and len(tensor.shape) != 2:
             problems.append(
@@ -533,6 +613,11 @@ def _check(
                     source=where,
                 )
             )
+        elif layout is not None and not transposed:
+            try:
+                _channels_first(graph, name, layout)
+            except ValueError as exc:
+                problems.append(SpecError(f"{label}: {exc}", source=where))
         float_needed = dtype in _TORCH_FLOATS
         float_given = tensor.dtype in _TORCH_FLOATS
         if float_needed != float_given or (not float_needed and tensor.dtype != dtype):
@@ -545,6 +630,50 @@ def _check(
     return problems
 
 
+@dataclass
+class _Attempt:
+    """One way of naming the checkpoint's tensors: the spec's own names, or one mapping."""
+
+    library: str
+    given: _Given
+    ignored: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    problems: list[SpecError] = field(default_factory=list)
+    matched: int = 0
+    own: bool = False  # the spec's own names
+
+    def naming(self) -> str:
+        return f"the spec's {self.library} model's" if self.own else f"{self.library}'s"
+
+
+def _chosen_mappings(
+    loaded: LoadedSpec, fmt: str, library: str | None
+) -> list[tuple[tuple, WeightsFrom]]:
+    """The spec's mappings for checkpoints of format ``fmt``, or the one ``library`` names."""
+    sources = loaded.document.weights_sources
+    if library is None:
+        return [(base, m) for base, m in sources if m.format == fmt]
+    chosen = [(base, m) for base, m in sources if m.library.casefold() == library.casefold()]
+    names = ", ".join(f"'{m.library}'" for _, m in sources) or "none"
+    if not chosen:
+        raise _spec_problem(
+            loaded,
+            f"the spec's weights_from section has no mapping for library '{library}'",
+            ("weights_from",) if sources else (),
+            f"the libraries it maps are: {names}",
+        )
+    base, mapping = chosen[0]
+    if mapping.format != fmt:
+        raise _spec_problem(
+            loaded,
+            f"library '{mapping.library}' maps {mapping.format} checkpoints, and this one is a "
+            f"{fmt} file",
+            (*base, "format"),
+            "choose the library whose checkpoints are of this kind with --library",
+        )
+    return chosen
+
+
 @needs_extra("all", "specgen.port.port_file", check=("torch", "safetensors"))
 def port_file(
     loaded: LoadedSpec,
@@ -554,35 +683,29 @@ def port_file(
     match: str = "names",
     reference: str | None = None,
     reference_kwargs: dict[str, Any] | None = None,
+    library: str | None = None,
 ) -> PortReport:
     """Port the checkpoint ``source`` into ``target`` (``.safetensors`` for the generated
     PyTorch model, ``.weights.h5`` for the Keras one); nothing is written unless every tensor
     is accounted for.
 
-    ``match="names"`` renames the tensors by the spec's ``weights_from`` section; ``"order"``
-    pairs them by order and shape with the generated PyTorch model's state dict (in the
-    checkpoint's order, or with ``reference`` in the order the reference model calls its
-    modules). ``reference`` (``FILE.py:Class`` or ``package.module:Class``, built with
-    ``reference_kwargs``) is the user's own model class: it is loaded with the checkpoint, and
-    both models are run on one seeded input to report the largest difference of their outputs.
+    ``match="names"`` names the tensors as the spec's own models do, or by one of the spec's
+    ``weights_from`` mappings for checkpoints of the file's format (``library`` chooses one;
+    otherwise the first that accounts for every tensor is used). ``"order"`` pairs them by order
+    and shape with the generated PyTorch model's state dict (in the checkpoint's order, or with
+    ``reference`` in the order the reference model calls its modules). ``reference``
+    (``FILE.py:Class`` or ``package.module:Class``, built with ``reference_kwargs``) is the
+    user's own model class: it is loaded with the checkpoint, and both models are run on one
+    seeded input to report the largest difference of their outputs.
     """
     if match not in ("names", "order"):
         raise ValueError(f"match must be 'names' or 'order', not {match!r}")
-    mapping = loaded.document.weights_from
     keras_source = source.name.endswith(KERAS_SUFFIXES)
     if keras_source and (match == "order" or reference is not None):
         raise _fail(
             source,
-            "the spec's own Keras weights are matched by name; --match order and --reference "
-            "are for other libraries' checkpoints",
-        )
-    if mapping is None and not keras_source and match == "names":
-        raise _spec_problem(
-            loaded,
-            "this spec has no weights_from section, so port-weights cannot tell how a "
-            "checkpoint's tensors are named",
-            hint="add weights_from: {library: ..., rename: [...]} (see the spec language, "
-            "'Weights from other libraries'), or pair the tensors by order with --match order",
+            "Keras weights files are matched by name; --match order and --reference are for "
+            "PyTorch checkpoints",
         )
     if target.name.endswith(".safetensors"):
         framework = "PyTorch"
@@ -595,59 +718,124 @@ def port_file(
             "use .safetensors for the PyTorch model and .weights.h5 for the Keras model",
         )
     _check_paths(source, target)
-    if keras_source:
-        library = "Keras"
-    elif mapping is not None:
-        library = mapping.library
-    elif reference is not None:
-        library = reference.rpartition(":")[2]
-    else:
-        library = "source"
-    report = PortReport(library, target, framework)
+    fmt = "keras" if keras_source else "pytorch"
+    mappings = _chosen_mappings(loaded, fmt, library) if match == "names" else []
     wanted = _torch_state_shapes(graph)
+    tensors = _keras_datasets(source) if keras_source else read_checkpoint(source)
     reference_model = None
-    if keras_source:  # the spec's own Keras model: its names map onto the PyTorch model's
-        given = _keras_tensors(graph, source)
-    else:
-        tensors = read_checkpoint(source)
-        if reference is not None:
+    if reference is not None:
+        from . import port_reference
+
+        reference_model = port_reference.build(
+            reference,
+            reference_kwargs or {},
+            {n: _torch_tensor(t) for n, t in tensors.items()},
+        )
+    parameters = dict(graph.parameters)
+    report = PortReport("", target, framework)
+    if match == "order":
+        if reference_model is not None:
             from . import port_reference
 
-            reference_model = port_reference.build(
-                reference,
-                reference_kwargs or {},
-                {n: _torch_tensor(t) for n, t in tensors.items()},
-            )
-        if match == "names":
-            given = _renamed(loaded, mapping, dict(graph.parameters), tensors, report)
+            order = port_reference.call_order(reference_model, graph, reference)
+            label = reference.rpartition(":")[2]
+            report.paired_by = f"the order {label} calls its modules in"
         else:
-            if reference_model is not None:
-                order = port_reference.call_order(reference_model, graph, reference)
-                report.paired_by = f"the order {library} calls its modules in"
-            else:
-                order = list(tensors)
-                report.paired_by = "the checkpoint's order"
-            given = _paired_in_order(source, order, tensors, wanted, report)
-    problems = _check(graph, source, given, wanted, report)
+            order = list(tensors)
+            label = "source"
+            report.paired_by = "the checkpoint's order"
+        attempts = [_Attempt(label, {})]
+        attempts[0].given = _paired_in_order(source, order, tensors, wanted, attempts[0].renamed)
+    else:
+        attempts = []
+        if library is None:  # the spec's own names first
+            own = "Keras" if keras_source else "PyTorch"
+            attempts.append(_Attempt(own, {n: (n, t, None) for n, t in tensors.items()}, own=True))
+        for base, mapping in mappings:
+            attempt = _Attempt(mapping.library, {})
+            attempt.given = _renamed(
+                loaded,
+                base,
+                mapping,
+                parameters,
+                tensors,
+                attempt.ignored,
+                attempt.renamed,
+            )
+            attempts.append(attempt)
+        if keras_source:
+            from .codegen.compiled import compile_module
+
+            slots = _keras_slots(graph, compile_module(graph, "keras").build_model())
+            for attempt in attempts:
+                attempt.given = _in_torch_names(attempt.given, slots)
+    for attempt in attempts:
+        attempt.problems = _check(graph, source, attempt.given, wanted, attempt.library)
+        attempt.matched = len(set(attempt.given) & set(wanted))
+    chosen = next((a for a in attempts if not a.problems), None)
     where = _weights_file(source)
-    if problems:
+    if chosen is None:
+        if not mappings and match == "names" and not keras_source:
+            raise _spec_problem(
+                loaded,
+                "the checkpoint's tensors are not named as the spec's model names them, and "
+                + (
+                    "this spec has no weights_from section"
+                    if not loaded.document.weights_sources
+                    else "this spec's weights_from section maps no library's PyTorch checkpoints"
+                )
+                + ", so port-weights cannot tell how they are named",
+                hint="add weights_from: {library: ..., rename: [...]} (see the spec language, "
+                "'Weights from other libraries'), or pair the tensors by order with --match order",
+            )
+        best = max(attempts, key=lambda a: a.matched)
+        others = [
+            f"{a.naming()} names ({a.matched} of the {len(wanted)} tensors matched)"
+            for a in attempts
+            if a is not best
+        ]
+        problems = best.problems
+        if others:
+            first = problems[0]
+            problems = [
+                SpecError(
+                    first.message,
+                    first.path,
+                    hint=first.hint,
+                    notes=(
+                        *first.notes,
+                        f"named by {best.naming()} names, the closest ({best.matched} "
+                        "matched); also tried: " + "; ".join(others),
+                    ),
+                    source=first.source,
+                ),
+                *problems[1:],
+            ]
         raise SpecErrors(problems, where)
-    report.matched = len(set(given) & set(wanted))
+    given = chosen.given
+    report.library = chosen.library
+    report.renamed, report.ignored = chosen.renamed, chosen.ignored
+    report.matched = chosen.matched
     state: dict[str, np.ndarray] = {}
     for name in sorted(wanted):
         if name not in given:  # a batch counter: the checkpoint's library keeps none
             report.filled.append(name)
             state[name] = np.zeros(wanted[name][0], dtype=wanted[name][1])
             continue
-        source_name, tensor, transposed = given[name]
+        source_name, tensor, layout = given[name]
         array = tensor.read()
         if tensor.dtype in _TORCH_FLOATS:
             if tensor.dtype != "float32":
                 report.converted.add(tensor.dtype, tensor.exact)
             array = _widened(_quoted(source_name), array, tensor.exact, where)
-        if transposed:
+        if layout == "transpose":
             array = array.T
             report.transposed.append(source_name)
+        elif layout is not None:
+            shape = _channels_first(graph, name, layout)
+            if shape is not None:
+                array = _from_channels_first(array, shape, layout)
+                report.reordered.append(source_name)
         state[name] = np.ascontiguousarray(array)
     if reference_model is not None:
         from .codegen.compiled import compile_module

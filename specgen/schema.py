@@ -557,8 +557,12 @@ class WeightsLayout(_Strict):
     """How the source stores the tensors whose names match: a layout other than PyTorch's."""
 
     match: Pattern = Field(description="A regular expression over the source's tensor names.")
-    layout: Literal["transpose"] = Field(
-        description="transpose: a 2-D tensor stored (in, out), PyTorch's (out, in) transposed."
+    layout: Literal["transpose", "channels_first_inputs", "channels_first_outputs"] = Field(
+        description="transpose: a 2-D tensor stored (in, out), PyTorch's (out, in) transposed. "
+        "channels_first_inputs: a dense layer's weight whose inputs come from a flatten in "
+        "(C, *spatial) order, where the spec's flatten reads (*spatial, C). "
+        "channels_first_outputs: a dense layer's weight or bias whose outputs a reshape reads in "
+        "(C, *spatial) order. The shapes come from the spec's flatten and reshape."
     )
 
 
@@ -566,7 +570,15 @@ class WeightsFrom(_Strict):
     """Where a spec's weights come from: the names another library gives the same tensors."""
 
     library: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
-        description="The library whose checkpoints these names are (shown in reports)."
+        description="The library whose checkpoints these names are (shown in reports, chosen "
+        "with --library)."
+    )
+    format: Literal["pytorch", "keras"] = Field(
+        "pytorch",
+        description="pytorch: the checkpoint is a state dict (.safetensors, .pt, .pth, .bin) "
+        "and the steps rename into the generated PyTorch model's state-dict names; keras: it is "
+        "a Keras weights file (.weights.h5, .h5) and the steps rename its dataset paths into "
+        "those of the generated Keras model's weights file (node path/vars/index).",
     )
     rename: list[WeightsRename] = Field(
         default_factory=list,
@@ -582,6 +594,24 @@ class WeightsFrom(_Strict):
         default_factory=list,
         description="Source tensors stored in another layout than PyTorch's.",
     )
+
+
+def _distinct_libraries(value: list[WeightsFrom]) -> list[WeightsFrom]:
+    seen: set[str] = set()
+    for entry in value:
+        if entry.library.casefold() in seen:
+            raise ValueError(
+                f"two weights_from entries are for library '{entry.library}'; give each its own "
+                "name"
+            )
+        seen.add(entry.library.casefold())
+    return value
+
+
+#: Several mappings, one per library or checkpoint format, each with its own name.
+WeightsFromList = Annotated[
+    list[WeightsFrom], Field(min_length=1, max_length=32), AfterValidator(_distinct_libraries)
+]
 
 
 class SpecDocument(_Strict):
@@ -618,8 +648,19 @@ class SpecDocument(_Strict):
     )
     output: OutputSpec = Field(default_factory=OutputSpec)
     training: TrainingSpec | None = None
-    weights_from: WeightsFrom | None = Field(
+    weights_from: WeightsFrom | WeightsFromList | None = Field(
         None,
         description="How a checkpoint of another library maps onto this spec's model "
-        "(specgen port-weights); not evaluated.",
+        "(specgen port-weights): one mapping, or a list of them, one per library or format; "
+        "not evaluated.",
     )
+
+    @property
+    def weights_sources(self) -> list[tuple[tuple, WeightsFrom]]:
+        """Every ``weights_from`` mapping with its path in the spec."""
+        value = self.weights_from
+        if value is None:
+            return []
+        if isinstance(value, list):
+            return [(("weights_from", k), entry) for k, entry in enumerate(value)]
+        return [(("weights_from",), value)]

@@ -352,12 +352,42 @@ def test_a_truncated_safetensors_is_a_clean_error(tmp_path, capsys):
 
 
 def test_a_spec_without_weights_from_is_refused(tmp_path):
+    from safetensors.numpy import save_file
+
+    foreign = tmp_path / "x.safetensors"
+    save_file({"features.0.weight": np.zeros((2, 2), np.float32)}, str(foreign))
     with pytest.raises(SpecErrors, match="has no weights_from section"):
         specgen.port_weights(
-            ZOO.parent / "conv_autoencoder.yaml",
-            tmp_path / "x.safetensors",
-            tmp_path / "o.safetensors",
+            ZOO.parent / "conv_autoencoder.yaml", foreign, tmp_path / "o.safetensors"
         )
+    assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_the_specs_own_pytorch_weights_port_without_a_mapping(tmp_path, capsys):
+    """A state dict of the generated PyTorch model itself needs no mapping: it is named as the
+    model names it (and ports to the Keras model, computing the same function)."""
+    spec = ZOO.parent / "conv_autoencoder.yaml"
+    graph = specgen.build_graph(spec, layers=[8, 4])
+    torch.manual_seed(3)
+    model = compile_module(graph, "torch").build_model().eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 1.5)
+    own = tmp_path / "own.safetensors"
+    from safetensors.torch import save_file
+
+    save_file(dict(model.state_dict()), str(own))
+    out = tmp_path / "own.weights.h5"
+    report = specgen.port_weights(spec, own, out, layers=[8, 4])
+    assert report.library == "PyTorch" and not report.renamed
+    keras_model = compile_module(graph, "keras").build_model()
+    keras_model.load_weights(str(out))
+    x = sample(graph)
+    with torch.no_grad():
+        want = reconstruction(graph, model(x)).movedim(1, -1).numpy()
+    got = reconstruction(graph, keras_model(x.movedim(1, -1).numpy(), training=False))
+    assert np.abs(np.asarray(got) - want).max() <= TOLERANCE
 
 
 def test_a_bad_pattern_is_a_located_error(tmp_path):
