@@ -213,9 +213,51 @@ def cmd_train(args) -> int:
             ]
         )
     extra = list(args.script_args)
-    if "--out" not in extra:
+    if not _last_value(extra, "--out"):
         extra = ["--out", str(folder / "run"), *extra]
+    if args.init_from is not None:
+        extra = [*extra, "--init-from", str(_ported_for_training(args, extra))]
+    elif args.library is not None:
+        raise SpecErrors([SpecError("--library is given without --init-from")])
     return subprocess.call([sys.executable, str(script), *extra])
+
+
+def _last_value(argv: list[str], flag: str) -> str:
+    """The value the script's argument parser takes for ``flag`` (its last one)."""
+    value = ""
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.partition("=")[2]
+    return value
+
+
+def _ported_for_training(args, script_args: list[str]) -> Path:
+    """Port ``--init-from`` into the framework's weights file in the run folder (the script's
+    ``--out``), where the training script starts from it."""
+    from .api import load_spec
+    from .port import port_file
+
+    if any(a == "--init-from" or a.startswith("--init-from=") for a in args.script_args):
+        raise SpecErrors(
+            [
+                SpecError(
+                    "--init-from is given both to specgen train and to the script",
+                    hint="give it once, before --: specgen ports the checkpoint first",
+                )
+            ]
+        )
+    run = Path(_last_value(script_args, "--out"))
+    run.mkdir(parents=True, exist_ok=True)
+    suffix = ".safetensors" if args.framework == "torch" else ".weights.h5"
+    target = run / f"init{suffix}"
+    loaded = load_spec(args.spec)
+    report = port_file(
+        loaded, _graph_of(loaded, args), Path(args.init_from), target, library=args.library
+    )
+    print("\n".join(report.lines()), flush=True)
+    return target
 
 
 def _check_memory_for_training(graph, args) -> None:
@@ -389,6 +431,17 @@ def parser() -> argparse.ArgumentParser:
     _add_spec_args(tr)
     tr.add_argument("--framework", choices=("torch", "keras"), default="torch")
     tr.add_argument("-o", "--output", default="out", help="output folder (default: out)")
+    tr.add_argument(
+        "--init-from",
+        metavar="CHECKPOINT",
+        help="start from this checkpoint: another library's (ported by the spec's "
+        "weights_from, as port-weights does) or the spec's own model's weights",
+    )
+    tr.add_argument(
+        "--library",
+        metavar="NAME",
+        help="with --init-from: which of the spec's weights_from mappings names it",
+    )
     tr.epilog = "flags after -- go to the training script, e.g. -- --epochs 3 --data demo"
     _add_allow_large(tr)
     ver = sub.add_parser("verify", help=COMMANDS["verify"][1])

@@ -77,6 +77,16 @@ def case_id(case) -> str:
     return model + ("_noskips" if settings.get("multires_skips") is False else "")
 
 
+def report_diffs(label: str, torch_diffs: dict, keras_diffs: dict) -> None:
+    """Print the largest differences (seen with pytest -s) and hold each to the tolerance."""
+    print(
+        f"\n{label}: max |diff| PyTorch {max(torch_diffs.values()):.2e}, "
+        f"Keras {max(keras_diffs.values()):.2e}"
+    )
+    for name, diff in [*torch_diffs.items(), *keras_diffs.items()]:
+        assert diff <= TOLERANCE, name
+
+
 def outputs(graph, result) -> dict:
     """A generated model's outputs by name."""
     names = forward_names(graph)
@@ -166,14 +176,15 @@ def test_original_pytorch_checkpoints_port_into_both_models(tmp_path, case, suff
         got = outputs(graph, ours(x))
     if model_name == "ResNetVQVAE":
         assert torch.equal(got["indices"], indices)
-    for name, value in want.items():
-        assert (got[name] - value).abs().max().item() <= TOLERANCE, name
+    diffs = {name: (got[name] - value).abs().max().item() for name, value in want.items()}
     # the Keras model, on the same input (channels last) and noise
     kout = outputs(graph, kmodel(x.movedim(1, -1).numpy(), training=False))
+    keras_diffs = {}
     for name, value in want.items():
         have = keras.ops.convert_to_numpy(kout[name])
         value = value.movedim(1, -1) if value.ndim == 4 else value
-        assert np.abs(have - value.numpy()).max() <= TOLERANCE, name
+        keras_diffs[name] = float(np.abs(have - value.numpy()).max())
+    report_diffs(f"{case_id(case)} {suffix}", diffs, keras_diffs)
 
 
 def test_the_original_pytorch_vq_vae_is_equal_up_to_its_quantizer(tmp_path):
@@ -263,11 +274,12 @@ def test_original_tensorflow_weights_port_into_both_models(tmp_path, case, resne
     kout = outputs(graph, kmodel(x, training=False))
     with torch.no_grad():
         tout = outputs(graph, ours(torch.from_numpy(x).movedim(-1, 1)))
+    diffs, keras_diffs = {}, {}
     for name, value in want.items():
-        have = keras.ops.convert_to_numpy(kout[name])
-        assert np.abs(have - value).max() <= TOLERANCE, name
+        keras_diffs[name] = float(np.abs(keras.ops.convert_to_numpy(kout[name]) - value).max())
         have = tout[name].movedim(1, -1) if tout[name].ndim == 4 else tout[name]
-        assert np.abs(have.numpy() - value).max() <= TOLERANCE, name
+        diffs[name] = float(np.abs(have.numpy() - value).max())
+    report_diffs(f"TensorFlow {case_id(case)}", diffs, keras_diffs)
 
 
 def test_the_tensorflow_vq_vae_file_lacks_its_codebook(tmp_path, resnetae_keras, capsys):
@@ -337,3 +349,32 @@ def test_a_checkpoint_of_other_settings_is_refused_with_the_closest_naming(tmp_p
     assert "(as 'decoder.level0.blocks.block2.bn1.bias')" in text
     assert "named by ResNetAE (PyTorch)'s names, the closest" in text
     assert not (tmp_path / "o.safetensors").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# The Keras AutoEncoder's weights file.
+
+
+@pytest.mark.parametrize("widths", [[16, 8, 8], [8], [8, 4]], ids=str)
+def test_original_keras_autoencoder_weights_port_into_both_models(tmp_path, widths):
+    pytest.importorskip("tensorflow")
+    import conv_autoencoder_keras
+
+    keras.utils.set_random_seed(0)
+    original = conv_autoencoder_keras.autoencoder(widths, (16, 16, 3))
+    randomise_batch_norm_keras(original)
+    checkpoint = tmp_path / "autoencoder.weights.h5"
+    original.save_weights(str(checkpoint))
+    settings = {"layers": widths, "input_shape": [16, 16, 3]}
+    graph, report, ours, kmodel = ported_models(
+        SPECS / "conv_autoencoder.yaml", settings, checkpoint, tmp_path
+    )
+    assert report.library == "Keras AutoEncoder"
+    x = sample(settings)
+    want = keras.ops.convert_to_numpy(original(x.movedim(1, -1).numpy(), training=False))
+    have = keras.ops.convert_to_numpy(kmodel(x.movedim(1, -1).numpy(), training=False))
+    keras_diff = float(np.abs(have - want).max())
+    with torch.no_grad():
+        have = ours(x).movedim(1, -1).numpy()
+    torch_diff = float(np.abs(have - want).max())
+    report_diffs(f"Keras AutoEncoder {widths}", {"out": torch_diff}, {"out": keras_diff})

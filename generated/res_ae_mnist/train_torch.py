@@ -60,6 +60,11 @@ AXES = "H x W x C"
 OUTPUTS = ("reconstruction",)
 #: The parameters an entropy bottleneck's auxiliary loss trains, and nothing else does.
 AUXILIARY = "quantiles"
+#: How to start from another library's checkpoint.
+PORT_FIX = (
+    "port it into this model first: specgen port-weights SPEC --from FILE -o "
+    "FILE.safetensors, or train with specgen train SPEC --init-from FILE"
+)
 #: Whether the model's output reconstructs its input (the loss compares the two).
 RECONSTRUCTS = True
 #: Defaults from the spec's training section.
@@ -637,6 +642,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--resume", action="store_true", help="continue from the last checkpoint"
     )
     p.add_argument(
+        "--init-from",
+        metavar="FILE",
+        help="start from these weights: a .safetensors state dict of this model "
+        "(specgen port-weights writes one from another library's checkpoint)",
+    )
+    p.add_argument(
         "--amp", action="store_true", help="mixed precision (bf16 autocast) on GPU"
     )
     p.add_argument(
@@ -718,6 +729,41 @@ def read_tensors(out: Path, name: str) -> dict:
             f"{out / name}: not a safetensors file this script reads ({error}); "
             "train without --resume"
         ) from None
+
+
+def init_weights(path: Path, model) -> None:
+    """Load the weights of ``path``, a .safetensors state dict of this model: every tensor
+    named and shaped as the model's, or nothing is loaded."""
+    if not path.name.endswith(".safetensors"):
+        raise SystemExit(f"{path}: --init-from takes a .safetensors file; {PORT_FIX}")
+    try:
+        with open(path, "rb") as fh:
+            tensors = load_tensors(fh.read())
+    except OSError as error:
+        raise SystemExit(f"{path}: cannot read it ({error.strerror})") from None
+    except (SafetensorError, ValueError, RuntimeError) as error:
+        raise SystemExit(f"{path}: not a safetensors file ({error})") from None
+    own = model.state_dict()
+    problems = [f"lacks {short(n)}" for n in own if n not in tensors]
+    problems += [
+        f"has {short(n)}, which the model lacks" for n in tensors if n not in own
+    ]
+    problems += [
+        f"{short(n)} is {tuple(tensors[n].shape)}, the model's {tuple(own[n].shape)}"
+        for n in own
+        if n in tensors and tuple(tensors[n].shape) != tuple(own[n].shape)
+    ]
+    problems += [
+        f"{short(n)} holds {str(tensors[n].dtype).removeprefix('torch.')}"
+        for n in own
+        if n in tensors and tensors[n].is_floating_point() != own[n].is_floating_point()
+    ]
+    if problems:
+        more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise SystemExit(
+            f"{path}: not this model's weights: {'; '.join(problems[:3])}{more}; {PORT_FIX}"
+        )
+    model.load_state_dict(tensors)
 
 
 def fits(value, current) -> bool:
@@ -832,6 +878,14 @@ def main(argv=None) -> dict:
     train_x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(train_set, -1, 1)))
     val_x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(val_set, -1, 1)))
     model = build_model(device)
+    resuming = args.resume and os.path.lexists(out / "checkpoint.json")
+    if args.init_from and resuming:
+        if main_process:
+            print(f"resuming: the run's checkpoint is used, not {args.init_from}")
+    elif args.init_from:
+        init_weights(Path(args.init_from), model)
+        if main_process:
+            print(f"starting from the weights of {args.init_from}")
     net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     decay = args.l2 if args.optimizer != "adamw" else 0.0
     # an entropy bottleneck's quantiles follow its auxiliary loss alone: no decay, no clipping
@@ -857,7 +911,7 @@ def main(argv=None) -> dict:
         )
     history: list[dict] = []
     epoch0, step = 0, 0
-    if args.resume and os.path.lexists(out / "checkpoint.json"):
+    if resuming:
         meta = load_checkpoint(out, model, optimizer)
         epoch0, step, history = meta["epoch"], meta["step"], meta["history"]
         if main_process:

@@ -56,6 +56,11 @@ AXES = "H x W x C"
 OUTPUTS = ("reconstruction",)
 #: The weights an entropy bottleneck's auxiliary loss trains, and nothing else does.
 AUXILIARY = "quantiles"
+#: How to start from another library's checkpoint.
+PORT_FIX = (
+    "port it into this model first: specgen port-weights SPEC --from FILE -o "
+    "FILE.weights.h5, or train with specgen train SPEC --init-from FILE"
+)
 #: Whether the model's output reconstructs its input (the loss compares the two).
 RECONSTRUCTS = True
 #: Defaults from the spec's training section.
@@ -632,6 +637,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--resume", action="store_true", help="continue from the last checkpoint"
     )
+    p.add_argument(
+        "--init-from",
+        metavar="FILE",
+        help="start from these weights: a .weights.h5 file of this model "
+        "(specgen port-weights writes one from another library's checkpoint)",
+    )
     p.add_argument("--amp", action="store_true", help="mixed precision (bfloat16)")
     p.add_argument(
         "--log-every", type=int, default=10, help="progress line every N steps"
@@ -710,6 +721,46 @@ def save_checkpoint(out: Path, model, optimizer, state: dict) -> None:
     np.savez(buffer, **values)
     write_file(out, "optimizer.npz", buffer.getvalue())
     write_file(out, "checkpoint.json", json.dumps(state, indent=2).encode())
+
+
+def links_out(path: Path) -> str | None:
+    """What in an HDF5 file would be read from outside it (a link, a virtual dataset, data
+    in external files), or None."""
+    found = []
+
+    def visit(name, link):
+        if not isinstance(link, h5py.HardLink):
+            found.append(f"{short(name)} is a link")
+        elif isinstance(handle[name], h5py.Dataset) and (
+            handle[name].is_virtual or handle[name].external
+        ):
+            found.append(f"{short(name)} keeps its data outside the file")
+        return found[0] if found else None
+
+    with h5py.File(path, "r") as handle:
+        handle.visititems_links(visit)
+    return found[0] if found else None
+
+
+def init_weights(path: Path, model) -> None:
+    """Load the weights of ``path``, a .weights.h5 file of this model (read only from inside
+    the file: links out of it are refused)."""
+    if not path.name.endswith(".weights.h5"):
+        raise SystemExit(f"{path}: --init-from takes a .weights.h5 file; {PORT_FIX}")
+    try:
+        if not h5py.is_hdf5(path):
+            raise ValueError("not an HDF5 file")
+        outside = links_out(path)
+        if outside:
+            raise SystemExit(
+                f"{path}: {outside}; only weights inside the file are read"
+            )
+        model.load_weights(str(path))
+    except (OSError, ValueError, KeyError) as error:
+        reason = (str(error).strip() or type(error).__name__).splitlines()[0]
+        raise SystemExit(
+            f"{path}: not this model's weights ({reason[:300]}); {PORT_FIX}"
+        ) from None
 
 
 def load_checkpoint(out: Path, model, optimizer) -> dict:
@@ -813,7 +864,13 @@ def main(argv=None) -> dict:
 
     history: list[dict] = []
     epoch0, step = 0, 0
-    if args.resume and os.path.lexists(out / "checkpoint.json"):
+    resuming = args.resume and os.path.lexists(out / "checkpoint.json")
+    if args.init_from and resuming:
+        print(f"resuming: the run's checkpoint is used, not {args.init_from}")
+    elif args.init_from:
+        init_weights(Path(args.init_from), model)
+        print(f"starting from the weights of {args.init_from}")
+    if resuming:
         with strategy.scope():  # the optimizer's slots live on every replica
             meta = load_checkpoint(out, model, optimizer)
         epoch0, step, history = meta["epoch"], meta["step"], meta["history"]
