@@ -1,6 +1,6 @@
 # Developer and CI entry points for specgen.
 #
-#   make setup      create .venv with the pinned test environment (+ graphviz)
+#   make setup      create .venv with the pinned test environment (+ graphviz, LaTeX)
 #   make test       run the test suite
 #   make lint       ruff check + ruff format --check
 #   make demo       generate code/diagrams for the built-in specs into out/
@@ -15,9 +15,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.specgen-setup
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: setup graphviz demo test generated lint clean
+.PHONY: setup graphviz latex demo test generated lint clean
 
-setup: $(STAMP) graphviz
+setup: $(STAMP) graphviz latex
 
 # Re-run only when the pins or the project metadata change. requirements/test-nodeps.txt goes in
 # without its packages' declared dependencies (compressai's torchvision would break the CPU torch).
@@ -40,6 +40,23 @@ graphviz:
 	  $$sudo apt-get update && \
 	  $$sudo env DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y --no-install-recommends graphviz; \
+	fi
+
+# pdflatex (TikZ) and pdftoppm draw the feature-map block figures as PDF and PNG. Debian's
+# texlive-latex-base, texlive-pictures and poppler-utils; installed only when one is missing.
+LATEX_PACKAGES := texlive-latex-base texlive-pictures poppler-utils
+
+latex:
+	@if ! command -v pdflatex >/dev/null 2>&1 || ! command -v pdftoppm >/dev/null 2>&1 \
+	    || ! kpsewhich tikz.sty >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" -eq 0 ]; then sudo=; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	  else echo "error: pdflatex, TikZ or pdftoppm is missing and neither root nor sudo is" \
+	            "available; install $(LATEX_PACKAGES) by hand" >&2; exit 1; fi; \
+	  echo "installing $(LATEX_PACKAGES) (pdflatex, TikZ or pdftoppm not found)"; \
+	  $$sudo apt-get update && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y --no-install-recommends $(LATEX_PACKAGES); \
 	fi
 
 demo: setup

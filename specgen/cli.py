@@ -136,8 +136,9 @@ def cmd_schema(args) -> int:
 
 
 def cmd_diagram(args) -> int:
-    from .diagram_render import FORMATS, diagram_files, dot_available
-    from .generate import diagram_owner, display_path, header, print_report
+    from .diagram_blocks import pdflatex_available
+    from .diagram_render import COLUMN_WIDTH, FORMATS, diagram_files, dot_available, parse_width
+    from .generate import FEATURE_MAPS, diagram_owner, display_path, header, print_report
     from .write import Plan, write_plan
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
@@ -150,6 +151,12 @@ def cmd_diagram(args) -> int:
                 )
             ]
         )
+    width = COLUMN_WIDTH if args.column else None
+    if args.width is not None:
+        try:
+            width = parse_width(args.width)
+        except ValueError as exc:
+            raise SpecErrors([SpecError(f"--width: {exc}")]) from None
     files: dict[str, bytes] = {}
     scopes: list[str] = []
     messages: list[str] = []
@@ -166,12 +173,19 @@ def cmd_diagram(args) -> int:
             params=args.params,
             theme=args.theme,
             expand=args.expand,
+            width_in=width,
         )
         files.update(drawn)
         scopes += [
             f"{graph.name}/diagrams:{'mmd' if f == 'mermaid' else f}"
             for f in dict.fromkeys(("dot", *formats))
             if f in rendered
+        ]
+        scopes += [f"{graph.name}/diagrams:{FEATURE_MAPS}.{ext}" for ext in ("svg", "tex")]
+        scopes += [
+            f"{graph.name}/diagrams:{FEATURE_MAPS}.{ext}"
+            for ext in ("pdf", "png")
+            if ext in formats and pdflatex_available()
         ]
         messages += [n for n in notes if n not in messages]
     out = Path(args.output)
@@ -409,11 +423,22 @@ def parser() -> argparse.ArgumentParser:
     )
     dg.add_argument(
         "--direction",
-        choices=("LR", "TB"),
-        default="LR",
-        help="flow left-right (default) or top-down",
+        choices=("auto", "LR", "TB"),
+        default="auto",
+        help="auto (default): the overview as a U, the encoder and decoder one row per item; "
+        "LR or TB: every figure as one flow, left-right or top-down",
     )
     dg.add_argument("--no-shapes", action="store_true", help="leave tensor shapes off the edges")
+    size = dg.add_mutually_exclusive_group()
+    size.add_argument(
+        "--width",
+        metavar="WIDTH",
+        help="print width (7in, 17.8cm, 504pt): each figure is scaled to fit it and a page's "
+        "height, and one whose text would be under 6 pt is named",
+    )
+    size.add_argument(
+        "--column", action="store_true", help="fit one column of a two-column paper (3.3 in)"
+    )
     dg.add_argument("--params", action="store_true", help="show parameter counts")
     dg.add_argument(
         "--theme",

@@ -7,7 +7,8 @@ Per spec, under ``OUT/<spec name>/``:
 - ``torch_model.py`` — the standalone PyTorch model;
 - ``keras_model.py`` — the standalone Keras 3 model (same classes, names and function);
 - ``train_torch.py`` — a training script for the PyTorch model (one machine or torchrun);
-- ``diagrams/`` — the architecture figures as DOT and, with graphviz installed, SVG.
+- ``diagrams/`` — the architecture figures as DOT and, with graphviz installed, SVG; and the
+  feature-map figure as SVG and LaTeX/TikZ (``feature_maps.svg``, ``feature_maps.tex``).
 
 And once, ``OUT/specgen.schema.json`` — the JSON Schema the specs' editor modelines point to.
 
@@ -69,7 +70,14 @@ def diagram_owner(rel: str) -> str:
     """``resnet_ae/diagrams/encoder.pdf`` -> ``resnet_ae/diagrams:pdf``: figures of one format
     are produced together, so a run that draws PDFs owns (and may remove) only the PDFs."""
     spec, _, name = rel.partition("/diagrams/")
-    return f"{spec}/diagrams:{name.rsplit('.', 1)[-1]}"
+    stem, _, ext = name.rpartition(".")
+    if stem == FEATURE_MAPS:  # drawn without graphviz: owned apart from dot's figures
+        return f"{spec}/diagrams:{FEATURE_MAPS}.{ext}"
+    return f"{spec}/diagrams:{ext}"
+
+
+#: The file name (without extension) of a spec's feature-map figure.
+FEATURE_MAPS = "feature_maps"
 
 
 def spec_outputs(graph, spec_label: str, targets: Sequence[str] = TARGETS) -> dict[str, bytes]:
@@ -153,10 +161,12 @@ def plan_outputs(
         if "diagrams" in targets:
             from .diagram_render import dot_available
 
-            # without dot no SVG is drawn: the SVGs already there are left alone
+            # without dot no SVG is drawn: the SVGs already there are left alone; the
+            # feature-map figure's SVG and TikZ need no dot
             scopes += [
                 f"{graph.name}/diagrams:{ext}" for ext in ("dot", "svg")[: 1 + dot_available()]
             ]
+            scopes += [f"{graph.name}/diagrams:{FEATURE_MAPS}.{ext}" for ext in ("svg", "tex")]
     if errors:
         raise _Many(errors)
     return Plan(files, owners, tuple(scopes))

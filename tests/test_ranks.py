@@ -740,7 +740,8 @@ def test_summary_and_figure_labels_name_the_rank():
     assert op_label(graph.node("decoder.up")) == "upsample ×1 trilinear"
     assert dims((32, 32, 32, 16)) == "32³×16"
     assert dims((8, 32, 32, 16)) == "8×32×32×16"
-    assert dims((32, 32, 16)) == "32×32×16"
+    assert dims((32, 32, 16)) == "32²×16"
+    assert dims((32, 16, 16)) == "32×16×16"
     assert "conv1d 5, 6" in summary_table(graph_of(1, "layers"))
 
 
@@ -769,3 +770,21 @@ def test_memory_counts_attention_over_every_position():
     node = graph.node("encoder.attn")
     positions = math.prod(node.shape[:-1])
     assert inner_values(node) == 2 * 2 * positions**2
+
+
+def test_verify_says_when_float64_cannot_recheck(monkeypatch, specs_dir):
+    """A float32 difference is rechecked in float64; where the backend has no float64 kernel for
+    a layer (TensorFlow's 3-D max pooling), the report says so instead of failing with it."""
+    import specgen.verify as verify_module
+
+    def run(graph, dtype, *args, **kwargs):
+        if dtype == "float64":
+            raise RuntimeError("Value for attr 'T' of double is not in the list\nNodeDef: ...")
+        return [verify_module.Row("inference", "decoder", "reconstruction", 3e-4, 3e-4, False)]
+
+    monkeypatch.setattr(verify_module, "_run", run)
+    graph = build_graph(specs_dir / "conv_autoencoder.yaml")
+    report = verify_module.verify(graph)
+    (row,) = report.rows
+    assert not row.ok
+    assert row.note == "no float64 recheck here: Value for attr 'T' of double is not in the list"
