@@ -61,7 +61,7 @@ latex:
 
 demo: setup
 	$(BIN)/specgen generate specs specs/zoo -o out
-	$(BIN)/specgen train specs/conv_autoencoder.yaml --set layers=[16,32] -o out -- --epochs 3
+	$(BIN)/specgen train specs/conv_autoencoder.yaml --set layers=[16,32] -o out -- --epochs 10
 
 test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -15,7 +15,10 @@ from torch import nn
 def conv_bn_act(cin: int, cout: int, kernel: int, stride: int, transpose: bool = False):
     pad = (kernel - 1) // 2 if stride == 1 else 0
     conv = (nn.ConvTranspose2d if transpose else nn.Conv2d)(cin, cout, kernel, stride, pad)
-    return nn.Sequential(conv, nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01), nn.LeakyReLU(0.2))
+    # in place, as the original code builds its LeakyReLUs
+    return nn.Sequential(
+        conv, nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01), nn.LeakyReLU(0.2, inplace=True)
+    )
 
 
 class ResidualBlock(nn.Module):

@@ -25,20 +25,21 @@ MODULES: dict[str, str] = {
     "safetensors": "safetensors",
     "h5py": "h5py",
     "PIL": "Pillow",
+    "sklearn": "scikit-learn",
 }
 
 #: Each extra and the modules it installs. ``keras`` brings a CPU-only TensorFlow, ``keras-gpu``
 #: TensorFlow with CUDA; ``all`` is what ``verify`` and ``convert-weights`` need (both
 #: frameworks). When a feature's extra lacks a module, the first extra here that has it is named.
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "torch": ("torch", "numpy", "safetensors", "PIL"),
-    "keras": ("keras", "tensorflow", "numpy", "h5py", "PIL"),
-    "keras-gpu": ("keras", "tensorflow", "numpy", "h5py", "PIL"),
-    "all": ("torch", "keras", "tensorflow", "numpy", "safetensors", "h5py", "PIL"),
+    "torch": ("torch", "numpy", "safetensors", "PIL", "sklearn"),
+    "keras": ("keras", "tensorflow", "numpy", "h5py", "PIL", "sklearn"),
+    "keras-gpu": ("keras", "tensorflow", "numpy", "h5py", "PIL", "sklearn"),
+    "all": ("torch", "keras", "tensorflow", "numpy", "safetensors", "h5py", "PIL", "sklearn"),
 }
 
 #: What each generated training script imports before its first checkpoint is written (Pillow
-#: only for folders of images, and the script says so itself).
+#: only for folders of images, scikit-learn only for the demo's digits, and the script says so).
 TRAINING: dict[str, tuple[str, ...]] = {
     "torch": ("torch", "numpy", "safetensors"),
     "keras": ("keras", "tensorflow", "numpy", "h5py"),

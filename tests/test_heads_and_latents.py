@@ -311,7 +311,7 @@ def test_one_training_step_of_the_spatial_vae_logs_its_kl(tmp_path):
         cwd=folder,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (line,) = [line for line in proc.stdout.splitlines() if line.startswith("epoch 1 step 1:")]
+    (line,) = [line for line in proc.stdout.splitlines() if line.startswith("epoch 1/1 step 1/")]
     kl = float(line.split(" kl ")[1].split()[0])
     assert kl > 0.0
     assert (out / "metrics.json").is_file()

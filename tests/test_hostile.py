@@ -30,9 +30,13 @@ ALLOWED_IMPORTS = {
     "train_torch": {
         "__future__",
         "argparse",
+        "base64",
+        "csv",
+        "io",
         "json",
         "math",
         "os",
+        "random",
         "stat",
         "struct",
         "sys",
@@ -47,14 +51,20 @@ ALLOWED_IMPORTS = {
         "torch_model",
         "PIL",
         "safetensors",
+        # optional: the demo's digits, and progress bars when installed
+        "sklearn",
+        "tqdm",
     },
     "train_keras": {
         "__future__",
         "argparse",
+        "contextlib",
+        "csv",
         "io",
         "json",
         "math",
         "os",
+        "random",
         "stat",
         "struct",
         "sys",
@@ -70,6 +80,7 @@ ALLOWED_IMPORTS = {
         "tensorflow",
         "keras_model",
         "PIL",
+        "sklearn",  # optional: the demo's digits
     },
 }
 

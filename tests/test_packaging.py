@@ -191,6 +191,7 @@ DISTRIBUTIONS = {
     "safetensors": {"safetensors"},
     "h5py": {"h5py"},
     "PIL": {"pillow"},
+    "sklearn": {"scikit-learn"},
 }
 PLATFORMS = {
     "linux-x86_64": {"sys_platform": "linux", "platform_machine": "x86_64"},

@@ -166,11 +166,11 @@ def keras_workdir(tmp_path_factory, repo_root):
     return out / "conv_autoencoder"
 
 
-def test_keras_training_falls_under_mirrored_strategy_and_resumes(keras_workdir):
+def test_keras_training_falls_under_the_default_strategy_and_resumes(keras_workdir):
     straight = keras_workdir / "straight"
     run_keras(keras_workdir, "--epochs", "3", "--out", str(straight))
     m = metrics(straight)
-    assert m["strategy"] == "MirroredStrategy" and m["replicas"] >= 1
+    assert m["strategy"] == "default" and m["replicas"] == 1
     history = m["history"]
     assert history[-1]["val_loss"] < 0.8 * history[0]["val_loss"], history
     assert (straight / "model.weights.h5").is_file()
@@ -310,7 +310,9 @@ def test_one_epoch_of_a_sequence_or_volume_model_in_both_frameworks(rank, ranked
             colours = {tuple(p) for p in pixels.reshape(-1, 3)}
             assert (0, 0, 0) in colours and (217, 26, 26) in colours
         else:  # the middle D-slices of inputs above reconstructions, as the 2-D grid has them
-            assert pixels.shape == (2 * 8 + 6, shown * 10, 1)
+            # 8x8 slices drawn 8 times as large (64 + 4 pixels apart) right of their labels
+            # (84 pixels), under the epoch and PSNR (26 pixels)
+            assert pixels.shape == (26 + 2 * 68, 84 + shown * 68, 1)
     from safetensors.torch import load_file
 
     import keras

@@ -143,7 +143,7 @@ def png_folder(tmp_path, arrays, name="pngs"):
 
 CHECKPOINT_FILES = {
     "torch": ("model.safetensors", "optimizer.safetensors", "checkpoint.json"),
-    "keras": ("model.weights.h5", "optimizer.npz", "checkpoint.json"),
+    "keras": ("model.weights.h5", "optimizer.npz", "checkpoint.json", "metrics.csv"),
 }
 
 
@@ -160,6 +160,7 @@ def test_links_in_the_run_folder_are_replaced_and_nothing_outside_changes(
         "reconstructions_epoch001.png",
         ".checkpoint.json.tmp",
         *CHECKPOINT_FILES[framework],
+        *(("metrics.csv",) if framework == "torch" else ()),
     )
     for name in names:
         (outside / name).write_text(f"precious {name}\n")
@@ -258,9 +259,9 @@ def huge_header(tmp_path):
 
 
 def more_than_memory(tmp_path):
-    count = 2**30  # 1 TiB of float32 images, in a sparse file
+    count = 2**33  # 8 TiB of float32 images, in a sparse file: their indices alone need 256 GiB
     path = forged_npy(tmp_path / "sparse.npy", (count, 16, 16, 1), size=count * 1024)
-    return path, f"{count:,} images need about 3072.0 GiB of memory as float32, but only"
+    return path, f"{count:,} images need about 256.0 GiB of memory for their indices, but only"
 
 
 def no_images(tmp_path):
@@ -313,7 +314,7 @@ def only_a_fifo(tmp_path):
     folder = tmp_path / "pngs"
     folder.mkdir()
     os.mkfifo(folder / "pipe.png")
-    return folder, "holds 0 .png/.jpg image(s) (skipping pipe.png: not a regular file)"
+    return folder, "holds 0 image file(s) (skipping pipe.png: not a regular file)"
 
 
 def no_validation(tmp_path):

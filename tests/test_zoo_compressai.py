@@ -175,6 +175,7 @@ def generate(out: Path, overrides: dict, targets=("torch", "train")) -> Path:
 
 
 def load_script(path: Path, name: str):
+    sys.modules.pop("torch_model", None)  # another test's model of the same module name
     sys.path.insert(0, str(path.parent))
     try:
         spec = importlib.util.spec_from_file_location(name, path)
@@ -232,7 +233,7 @@ def run(script: Path, out: Path) -> subprocess.CompletedProcess:
 def logged(proc, name: str) -> list[float]:
     lines = [line for line in proc.stdout.splitlines() if " step " in line]
     assert lines, proc.stdout[-2000:]
-    return [float(line.split(f" {name} ")[1].split()[0]) for line in lines]
+    return [float(line.split(f" {name} ")[1].split()[0].rstrip(",")) for line in lines]
 
 
 def test_one_training_step_in_pytorch_logs_the_rate_and_moves_the_quantiles(tmp_path):

@@ -497,10 +497,20 @@ def initialize(model: nn.Module) -> nn.Module:
 def build_model(
     device: torch.device | str | None = None,
     *,
-    channels_last: bool = CHANNELS_LAST,
-    compile: bool = COMPILE,
+    channels_last: bool | None = None,
+    compile: bool | None = None,
 ) -> nn.Module:
-    """The model with its initializers applied, on ``device`` (the CPU by default)."""
+    """The model with its initializers applied, on ``device`` (the CPU by default).
+
+    ``channels_last`` keeps the parameters, and so the feature maps, in the
+    channels-last memory format (the same numbers); ``compile`` wraps the model
+    with torch.compile. Left out, they take CHANNELS_LAST and COMPILE as they are
+    when this is called, so setting those after import takes effect.
+    """
+    if channels_last is None:
+        channels_last = CHANNELS_LAST
+    if compile is None:
+        compile = COMPILE
     model = initialize(DiffusersVqModel())
     if device is not None:
         model = model.to(device)

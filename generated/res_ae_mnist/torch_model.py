@@ -79,13 +79,13 @@ class BottleneckUnit(nn.Module):
     def __init__(self, in_channels: int, channels: int, out_channels: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, channels, kernel_size=1)
-        self.act1 = nn.ReLU()
+        self.act1 = nn.ReLU(inplace=True)
         self.conv2 = PaddedConv2d(
             channels, channels, kernel_size=3, stride=2, padding=((0, 1), (0, 1))
         )
-        self.act2 = nn.ReLU()
+        self.act2 = nn.ReLU(inplace=True)
         self.conv3 = nn.Conv2d(channels, out_channels, kernel_size=1)
-        self.act3 = nn.ReLU()
+        self.act3 = nn.ReLU(inplace=True)
         self.shortcut = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,13 +106,13 @@ class TransposeUnit(nn.Module):
     def __init__(self, in_channels: int, channels: int, out_channels: int) -> None:
         super().__init__()
         self.deconv1 = nn.ConvTranspose2d(in_channels, channels, kernel_size=1)
-        self.act1 = nn.ReLU()
+        self.act1 = nn.ReLU(inplace=True)
         self.deconv2 = CroppedConvTranspose2d(
             channels, channels, kernel_size=3, stride=2, crop=((0, 1), (0, 1))
         )
-        self.act2 = nn.ReLU()
+        self.act2 = nn.ReLU(inplace=True)
         self.deconv3 = nn.ConvTranspose2d(channels, out_channels, kernel_size=1)
-        self.act3 = nn.ReLU()
+        self.act3 = nn.ReLU(inplace=True)
         self.shortcut = nn.ConvTranspose2d(
             in_channels, out_channels, kernel_size=1, stride=2, output_padding=1
         )
@@ -314,10 +314,20 @@ def initialize(model: nn.Module) -> nn.Module:
 def build_model(
     device: torch.device | str | None = None,
     *,
-    channels_last: bool = CHANNELS_LAST,
-    compile: bool = COMPILE,
+    channels_last: bool | None = None,
+    compile: bool | None = None,
 ) -> nn.Module:
-    """The model with its initializers applied, on ``device`` (the CPU by default)."""
+    """The model with its initializers applied, on ``device`` (the CPU by default).
+
+    ``channels_last`` keeps the parameters, and so the feature maps, in the
+    channels-last memory format (the same numbers); ``compile`` wraps the model
+    with torch.compile. Left out, they take CHANNELS_LAST and COMPILE as they are
+    when this is called, so setting those after import takes effect.
+    """
+    if channels_last is None:
+        channels_last = CHANNELS_LAST
+    if compile is None:
+        compile = COMPILE
     model = initialize(ResAeMnist())
     if device is not None:
         model = model.to(device)

@@ -92,10 +92,10 @@ class ResBlock(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
         self.bn1 = nn.BatchNorm2d(channels, eps=0.001, momentum=0.01)
-        self.act1 = nn.LeakyReLU(0.2)
+        self.act1 = nn.LeakyReLU(0.2, inplace=True)
         self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
         self.bn2 = nn.BatchNorm2d(channels, eps=0.001, momentum=0.01)
-        self.act2 = nn.LeakyReLU(0.2)
+        self.act2 = nn.LeakyReLU(0.2, inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv1(x)
@@ -143,7 +143,7 @@ class ConvBnAct(nn.Module):
             in_channels, channels, kernel_size=kernel_size, stride=kernel_size
         )
         self.bn1 = nn.BatchNorm2d(channels, eps=0.001, momentum=0.01)
-        self.act1 = nn.LeakyReLU(0.2)
+        self.act1 = nn.LeakyReLU(0.2, inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(x)
@@ -161,7 +161,7 @@ class DeconvBnAct(nn.Module):
             in_channels, channels, kernel_size=kernel_size, stride=kernel_size
         )
         self.bn1 = nn.BatchNorm2d(channels, eps=0.001, momentum=0.01)
-        self.act1 = nn.LeakyReLU(0.2)
+        self.act1 = nn.LeakyReLU(0.2, inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.deconv1(x)
@@ -177,7 +177,7 @@ class ConvBnAct2(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, channels, kernel_size=3, padding=1)
         self.bn1 = nn.BatchNorm2d(channels, eps=0.001, momentum=0.01)
-        self.act1 = nn.LeakyReLU(0.2)
+        self.act1 = nn.LeakyReLU(0.2, inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(x)
@@ -403,10 +403,20 @@ def initialize(model: nn.Module) -> nn.Module:
 def build_model(
     device: torch.device | str | None = None,
     *,
-    channels_last: bool = CHANNELS_LAST,
-    compile: bool = COMPILE,
+    channels_last: bool | None = None,
+    compile: bool | None = None,
 ) -> nn.Module:
-    """The model with its initializers applied, on ``device`` (the CPU by default)."""
+    """The model with its initializers applied, on ``device`` (the CPU by default).
+
+    ``channels_last`` keeps the parameters, and so the feature maps, in the
+    channels-last memory format (the same numbers); ``compile`` wraps the model
+    with torch.compile. Left out, they take CHANNELS_LAST and COMPILE as they are
+    when this is called, so setting those after import takes effect.
+    """
+    if channels_last is None:
+        channels_last = CHANNELS_LAST
+    if compile is None:
+        compile = COMPILE
     model = initialize(ResnetVqvae())
     if device is not None:
         model = model.to(device)

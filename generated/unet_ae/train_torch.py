@@ -5,10 +5,12 @@
     torchrun --nproc_per_node=4 train_torch.py ...        # several GPUs (DDP, NCCL)
     torchrun --nnodes=2 --node_rank=0 --master_addr=HOST --nproc_per_node=8 train_torch.py ...
 
-Defaults come from the spec's training section. Under torchrun every process trains on its shard
-of each batch (DistributedSampler); rank 0 logs, validates and writes checkpoints
-(safetensors), a PNG preview of the reconstructions and the metrics. --resume continues from
-the last checkpoint in --out. Every file is written atomically into --out (a temporary file,
+Defaults come from the spec's training section. The data is read a batch at a time (a
+DataLoader with --workers processes), never whole into memory. Under torchrun every process
+trains on its shard of each epoch's order; rank 0 logs, validates and writes checkpoints
+(safetensors), a PNG preview of the reconstructions and the metrics (metrics.json, metrics.csv
+and TensorBoard when it is installed). --resume continues from the last checkpoint in --out
+exactly: the checkpoint holds the optimizer, the schedule's step and every random state. Every file is written atomically into --out (a temporary file,
 then a rename), never through a symbolic link; bad data, a damaged checkpoint or a missing
 module is reported in one line.
 """
@@ -16,9 +18,13 @@ module is reported in one line.
 from __future__ import annotations
 
 import argparse
+import base64
+import csv
+import io
 import json
 import math
 import os
+import random
 import stat
 import struct
 import sys
@@ -88,8 +94,10 @@ DEFAULTS = {
 }
 
 
-#: An image folder's files with these suffixes are read as images.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+#: An image folder's files with these suffixes (in any of its subfolders) are read as images.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
+#: The Pillow mode each channel count is read in.
+CHANNEL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 #: Pillow's modes for 16-bit and float grey images, read without conversion.
 GREY_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 #: The largest image read from an image folder, in pixels (width x height).
@@ -97,6 +105,14 @@ MAX_IMAGE_PIXELS = 64_000_000
 #: The demo data: this many samples, fewer where they would take more than DEMO_BYTES as float32.
 DEMO_COUNT = 1024
 DEMO_BYTES = 256 * 2**20
+#: Bytes of memory each sample's place in the split and in each epoch's order takes.
+INDEX_BYTES = 32
+#: How many values a check of a memory-mapped array reads at a time.
+CHUNK_VALUES = 2**24
+#: The previews' tiles are drawn at least this many pixels across (nearest neighbour), their
+#: labels in a 5x7-pixel font drawn FONT_ZOOM times as large.
+TILE_PIXELS = 64
+FONT_ZOOM = 2
 #: The largest epoch or step number a checkpoint may hold.
 MAX_COUNT = 2**53
 #: What each epoch's record in the history holds.
@@ -136,7 +152,49 @@ def available_memory() -> int | None:
         return None
 
 
+def digits(count: int, seed: int) -> np.ndarray | None:
+    """scikit-learn's bundled handwritten digits (8x8 pixels, 0-16), ``count`` of them drawn
+    by ``seed`` and scaled (bilinear) to the model's size and channels; None when
+    scikit-learn is not installed."""
+    try:
+        from sklearn.datasets import load_digits
+    except ModuleNotFoundError:
+        return None
+    h, w, c = DATA_SHAPE
+    images = load_digits().images.astype(np.float32) / 16.0
+    # all 1,797 of them when they fit: small as they are, each epoch needs every one
+    count = min(len(images), max(count, DEMO_BYTES // (4 * math.prod(DATA_SHAPE))))
+    images = images[np.random.default_rng(seed).permutation(len(images))[:count]]
+
+    def weights(size: int, new: int) -> np.ndarray:
+        x = np.clip((np.arange(new) + 0.5) * size / new - 0.5, 0, size - 1)
+        low = np.floor(x).astype(int)
+        high, t = np.minimum(low + 1, size - 1), (x - low).astype(np.float32)
+        m = np.zeros((new, size), np.float32)
+        np.add.at(m, (np.arange(new), low), 1.0 - t)
+        np.add.at(m, (np.arange(new), high), t)
+        return m
+
+    rows, columns = weights(images.shape[1], h), weights(images.shape[2], w)
+    scaled = np.einsum("yi,nij,xj->nyx", rows, images, columns)
+    return np.repeat(np.clip(scaled, 0.0, 1.0)[..., None], c, axis=3)
+
+
 def demo_data(count: int, seed: int) -> np.ndarray:
+    """A built-in dataset that needs no download: scikit-learn's handwritten digits when it
+    is installed, else synthetic shapes (see shapes)."""
+    found = digits(count, seed)
+    if found is not None:
+        return found
+    print(
+        "demo: scikit-learn is not installed, so the demo trains on synthetic shapes "
+        "instead of its handwritten digits",
+        file=sys.stderr,
+    )
+    return shapes(count, seed)
+
+
+def shapes(count: int, seed: int) -> np.ndarray:
     """A built-in dataset that needs no download: one to three ellipses or boxes (ellipsoids
     or boxes in a volume) of random colours on a random background, each spanning 15-40% of
     every axis; (count, *spatial, C) floats in [0, 1]."""
@@ -168,12 +226,19 @@ def check_count(count: int, label: str, what: str = f"{ITEM}(s)") -> None:
         )
 
 
+def printable(value) -> str:
+    """A path or name as text that is safe to print: as it is when every character prints,
+    else its repr (control characters and terminal escapes come out as escapes)."""
+    text = str(value)
+    return text if text.isprintable() else repr(text)
+
+
 def check_array_header(fh, size: int, label: str):
     """The samples' shape (N, *DATA_SHAPE), dtype and order (Fortran or not) of the .npy data
     that ``fh`` (``size`` bytes) holds, read from its header and checked before any data is
     read: numbers, at least two samples of the model's shape (the channel axis may be left out
-    when there is one channel), as many bytes as the header declares, and few enough to fit in
-    memory."""
+    when there is one channel), as many bytes as the header declares, and few enough samples
+    that their indices fit in memory."""
     try:
         version = np.lib.format.read_magic(fh)
         if version == (1, 0):
@@ -207,53 +272,121 @@ def check_array_header(fh, size: int, label: str):
             f"({size_text(need)}), but the file holds only {size_text(max(have, 0))} of "
             "data; the file is truncated or damaged"
         )
-    # the float32 samples, then their training and validation parts, and their copy for the model
-    floats = 3 * math.prod(shape) * 4
-    free = available_memory()
-    if free is not None and floats > free:
-        raise SystemExit(
-            f"{label}: {samples[0]:,} {ITEM}s need about {size_text(floats)} of memory as "
-            f"float32, but only {size_text(free)} is available; train on fewer {ITEM}s"
-        )
+    check_index_memory(samples[0], label)
     return samples, dtype, "F" if fortran else "C"
 
 
-def unit_range(array: np.ndarray, label: str) -> np.ndarray:
-    """Samples as float32 in [0, 1]: uint8 is divided by 255, uint16 by 65535, and floats
-    must already lie in [0, 1]."""
+def check_index_memory(count: int, label: str) -> None:
+    """Refuse more samples than the split and each epoch's order can index in memory."""
+    need, free = INDEX_BYTES * count, available_memory()
+    if free is not None and need > free:
+        raise SystemExit(
+            f"{label}: {count:,} {ITEM}s need about {size_text(need)} of memory for their "
+            f"indices, but only {size_text(free)} is available; train on fewer {ITEM}s"
+        )
+
+
+def check_values(array: np.ndarray, label: str) -> float:
+    """The number that scales ``array``'s values to [0, 1]: uint8 is divided by 255, uint16
+    by 65535, and floats must already lie in [0, 1] (checked a chunk at a time, so that a
+    memory-mapped file is never read into memory whole)."""
     kind = array.dtype.kind
     if kind == "i" or (kind == "u" and array.dtype.itemsize > 2):
         raise SystemExit(
             f"{label}: {array.dtype} {ITEM}s; integer {ITEM}s must be uint8 (0-255) or "
             "uint16 (0-65535): convert them with .astype(np.uint8) or .astype(np.uint16)"
         )
-    values = np.array(array, np.float32)  # a copy: never the memory-mapped file
-    if kind in "iu":
-        values /= np.iinfo(array.dtype).max
-        return values
-    if kind == "f":
-        low, high = float(values.min()), float(values.max())
+    if kind in "bu":
+        return 1.0 if kind == "b" else float(np.iinfo(array.dtype).max)
+    rows = max(1, CHUNK_VALUES // max(1, math.prod(array.shape[1:])))
+    low, high = math.inf, -math.inf
+    for first in range(0, len(array), rows):
+        chunk = np.asarray(array[first : first + rows])
+        low, high = min(low, float(chunk.min())), max(high, float(chunk.max()))
         if not (math.isfinite(low) and math.isfinite(high)):
             raise SystemExit(f"{label}: holds NaN or infinite values")
-        if low < 0.0 or high > 1.0:
-            raise SystemExit(
-                f"{label}: float {ITEM}s must lie in [0, 1], found values from {low:.4g} "
-                f"to {high:.4g}; divide them by their largest possible value first"
-            )
+    if low < 0.0 or high > 1.0:
+        raise SystemExit(
+            f"{label}: float {ITEM}s must lie in [0, 1], found values from {low:.4g} "
+            f"to {high:.4g}; divide them by their largest possible value first"
+        )
+    return 1.0
+
+
+def unit_range(array: np.ndarray, label: str) -> np.ndarray:
+    """Samples as float32 in [0, 1] (a copy: never the memory-mapped file)."""
+    scale = check_values(array, label)
+    values = np.array(array, np.float32)
+    if scale != 1.0:
+        values /= scale
     return values
 
 
-def load_array(path: Path, name: str | None, label: str) -> np.ndarray:
-    """The samples of a .npy file, or of one array of a .npz file."""
+class Samples:
+    """A dataset's samples, each read when it is asked for, as DATA_SHAPE float32 in [0, 1]:
+    nothing but the means to find them is held in memory."""
+
+    label = ""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def read(self, index: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def read_many(self, indices) -> np.ndarray:
+        out = np.empty((len(indices), *DATA_SHAPE), np.float32)
+        for i, index in enumerate(indices):
+            out[i] = self.read(int(index))
+        return out
+
+
+class ArraySamples(Samples):
+    """The samples of an array in memory (the demo) or of an array memory-mapped from a file
+    (``where``: its path, byte offset, dtype, shape and order; opened again in each process
+    that reads it, never copied)."""
+
+    def __init__(self, label: str, array=None, where=None):
+        self.label, self.where, self._array = label, where, array
+        self.scale = check_values(self.array, label)
+
+    @property
+    def array(self) -> np.ndarray:
+        if self._array is None:
+            path, offset, dtype, shape, order = self.where
+            self._array = np.memmap(
+                path, dtype, mode="r", offset=offset, shape=shape, order=order
+            )
+        return self._array
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if self.where is not None:
+            state["_array"] = None
+        return state
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def read(self, index: int) -> np.ndarray:
+        values = np.array(self.array[index], np.float32)
+        if self.scale != 1.0:
+            values /= self.scale
+        return values
+
+
+def open_array(path: Path, name: str | None, label: str) -> ArraySamples:
+    """The samples of a .npy file, or of one array of a .npz file, memory-mapped (a
+    compressed .npz array, which cannot be, is read into memory)."""
     try:
         if not path.is_file():
             raise SystemExit(f"{label}: no such file, or not a regular file")
         if path.suffix == ".npy":
             with open(path, "rb") as fh:
                 size = os.fstat(fh.fileno()).st_size
-                shape, _, _ = check_array_header(fh, size, label)
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-            return unit_range(array.reshape(shape), label)
+                shape, dtype, order = check_array_header(fh, size, label)
+                offset = fh.tell()
+            return ArraySamples(label, where=(str(path), offset, dtype, shape, order))
         with zipfile.ZipFile(path) as archive:
             arrays = {
                 info.filename[: -len(".npy")]: info
@@ -264,26 +397,46 @@ def load_array(path: Path, name: str | None, label: str) -> np.ndarray:
                 raise SystemExit(
                     f"{label}: holds no arrays; save them with np.savez(file, {ITEM}s=...)"
                 )
-            listed = ", ".join(sorted(arrays))
+            listed = ", ".join(printable(n) for n in sorted(arrays))
             if name is None and len(arrays) > 1:
                 raise SystemExit(
                     f"{label}: holds {len(arrays)} arrays ({listed}); choose one with "
-                    f"--data {path}:NAME"
+                    f"--data {printable(path)}:NAME"
                 )
             if name is None:
                 name = next(iter(arrays))
             if name not in arrays:
                 raise SystemExit(f"{label}: no array {name!r}; it holds {listed}")
-            label = f"{path}:{name}"
+            label = f"{printable(path)}:{printable(name)}"
             info = arrays[name]
             with archive.open(info) as fh:
                 shape, dtype, order = check_array_header(fh, info.file_size, label)
-                nbytes = math.prod(shape) * dtype.itemsize
-                data = fh.read(nbytes)
-            if len(data) < nbytes:
-                raise SystemExit(f"{label}: its data is cut short; save it again")
-            array = np.frombuffer(data, dtype).reshape(shape, order=order)
-            return unit_range(array, label)
+                start = fh.tell()
+                if info.compress_type != zipfile.ZIP_STORED:
+                    nbytes = math.prod(shape) * dtype.itemsize
+                    free = available_memory()
+                    if free is not None and 2 * nbytes > free:
+                        raise SystemExit(
+                            f"{label}: a compressed array of {size_text(nbytes)}, more "
+                            f"than the {size_text(free)} of memory available; save it "
+                            "with np.save or np.savez (uncompressed), which are read "
+                            "a sample at a time"
+                        )
+                    data = fh.read(nbytes)
+                    if len(data) < nbytes:
+                        raise SystemExit(
+                            f"{label}: its data is cut short; save it again"
+                        )
+                    array = np.frombuffer(data, dtype).reshape(shape, order=order)
+                    return ArraySamples(label, array=array)
+        with open(path, "rb") as fh:
+            fh.seek(info.header_offset)
+            local = fh.read(30)
+            if len(local) < 30 or local[:4] != b"PK\x03\x04":
+                raise ValueError("a damaged zip entry")
+            names, extra = struct.unpack("<HH", local[26:30])
+        offset = info.header_offset + 30 + names + extra + start
+        return ArraySamples(label, where=(str(path), offset, dtype, shape, order))
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise SystemExit(f"{label}: cannot read it ({error})") from None
 
@@ -295,62 +448,121 @@ def too_big(file: str, size: str) -> SystemExit:
     )
 
 
-def image_pixels(Image, file: str) -> np.ndarray:
-    """One image file as (H, W, C) floats in [0, 1] with the model's channels, read only when
-    it is a regular file of the model's size and no larger than MAX_IMAGE_PIXELS."""
-    h, w, c = DATA_SHAPE
+def open_image(Image, path: str, label: str):
+    """(the open file, the Pillow image) of a regular file no larger than MAX_IMAGE_PIXELS
+    and of the model's size; only its header has been read."""
+    h, w, _ = DATA_SHAPE
     try:
-        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
-        raise SystemExit(f"{file}: cannot read it ({error.strerror})") from None
-    with os.fdopen(fd, "rb") as fh:
+        raise SystemExit(f"{label}: cannot read it ({error.strerror})") from None
+    fh = os.fdopen(fd, "rb")
+    try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise SystemExit(f"{file}: not a regular file; remove it from the folder")
+            raise SystemExit(f"{label}: not a regular file; remove it from the folder")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             try:
                 im = Image.open(fh)
             except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
-                raise too_big(file, str(e).split(" exceeds")[0]) from None
+                raise too_big(label, str(e).split(" exceeds")[0]) from None
             except Image.UnidentifiedImageError:
                 raise SystemExit(
-                    f"{file}: not an image file Pillow can read; remove it from the folder"
+                    f"{label}: not an image file Pillow can read; remove it from the folder"
                 ) from None
             except (OSError, ValueError, SyntaxError) as error:
                 raise SystemExit(
-                    f"{file}: a damaged image ({error}); remove it from the folder"
+                    f"{label}: a damaged image ({error}); remove it from the folder"
                 ) from None
-        with im:
-            if im.width * im.height > MAX_IMAGE_PIXELS:
-                pixels = f"{im.width}x{im.height} = {im.width * im.height:,} pixels"
-                raise too_big(file, pixels)
-            if im.size != (w, h):
-                raise SystemExit(
-                    f"{file}: a {im.width}x{im.height} image (W x H), but the model takes "
-                    f"{w}x{h} images; resize the images to {w}x{h} first"
-                )
-            try:
-                if im.mode in GREY_MODES:
-                    values = np.asarray(im)
-                    if im.mode == "I" and 0 <= values.min() and values.max() <= 65535:
-                        values = values.astype(np.uint16)
-                else:
-                    values = np.asarray(im.convert("L" if c == 1 else "RGB"))
-            except (OSError, ValueError, SyntaxError) as error:
-                raise SystemExit(
-                    f"{file}: a damaged image ({error}); remove it from the folder"
-                ) from None
-    pixels = unit_range(values, file).reshape(h, w, -1)
-    return np.repeat(pixels, c, axis=2) if pixels.shape[2] != c else pixels
+        if im.width * im.height > MAX_IMAGE_PIXELS:
+            pixels = f"{im.width}x{im.height} = {im.width * im.height:,} pixels"
+            raise too_big(label, pixels)
+        if im.size != (w, h):
+            raise SystemExit(
+                f"{label}: a {im.width}x{im.height} image (W x H), but the model takes "
+                f"{w}x{h} images; resize the images to {w}x{h} first"
+            )
+    except BaseException:
+        fh.close()
+        raise
+    return fh, im
 
 
-def load_folder(path: Path, label: str) -> np.ndarray:
-    """The .png/.jpg images of a folder: regular files only (others are skipped, with a
-    message), all of the model's size; grey images are repeated for an RGB model."""
+def image_pixels(Image, path: str, label: str) -> np.ndarray:
+    """One image file as (H, W, C) floats in [0, 1] with the model's channels: grey, RGB and
+    RGBA images of 8 or 16 bits are converted (a grey image fills the colour channels, and
+    the alpha channel of a model that has one is opaque where the image has none)."""
     h, w, c = DATA_SHAPE
-    if c not in (1, 3):
+    fh, im = open_image(Image, path, label)
+    with fh, im:
+        try:
+            if im.mode in GREY_MODES:
+                values = np.asarray(im)
+                if im.mode == "I" and 0 <= values.min() and values.max() <= 65535:
+                    values = values.astype(np.uint16)
+            else:
+                values = np.asarray(im.convert(CHANNEL_MODES[c]))
+        except (OSError, ValueError, SyntaxError) as error:
+            raise SystemExit(
+                f"{label}: a damaged image ({error}); remove it from the folder"
+            ) from None
+    pixels = unit_range(values, label).reshape(h, w, -1)
+    if pixels.shape[2] == c:
+        return pixels
+    grey, opaque = pixels[..., :1], np.ones((h, w, 1), np.float32)
+    return np.concatenate(
+        [grey] * (3 if c > 2 else 1) + [opaque] * (c % 2 == 0), axis=2
+    )
+
+
+class ImageSamples(Samples):
+    """The image files of a folder and its subfolders, each decoded when it is read."""
+
+    def __init__(self, label: str, files: list[str], root: Path):
+        self.label, self.files, self.root = label, files, root
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def name(self, index: int) -> str:
+        return printable(os.path.join(self.label, self.files[index]))
+
+    def read(self, index: int) -> np.ndarray:
+        from PIL import Image
+
+        path = os.path.join(self.root, self.files[index])
+        return image_pixels(Image, path, self.name(index))
+
+
+def image_files(path: Path, label: str) -> tuple[list[str], list[str]]:
+    """(the image files, the names that are not regular files) under the folder ``path``,
+    as paths relative to it in sorted order; subfolders are entered, links to folders are
+    not."""
+    files, skipped, folders = [], [], [""]
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = list(os.scandir(os.path.join(path, folder)))
+        except OSError as error:
+            where = printable(os.path.join(label, folder))
+            raise SystemExit(f"{where}: cannot list it ({error.strerror})") from None
+        for entry in entries:
+            name = os.path.join(folder, entry.name)
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(name)
+            elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
+                (files if entry.is_file() else skipped).append(name)
+    return sorted(files), sorted(skipped)
+
+
+def open_folder(path: Path, label: str) -> ImageSamples:
+    """The images of a folder tree (regular files only: others are skipped, with a message),
+    every one's header checked now (a readable image of the model's size), its pixels read
+    when training asks for it."""
+    c = DATA_SHAPE[2]
+    if c not in CHANNEL_MODES:
         raise SystemExit(
-            f"{label}: the model takes {c}-channel images and an image folder gives 1 or 3; "
+            f"{label}: the model takes {c}-channel images and an image folder gives 1 to 4; "
             "save the images as a .npy array instead"
         )
     try:
@@ -361,52 +573,70 @@ def load_folder(path: Path, label: str) -> np.ndarray:
             f"installed; install it with: {INSTALL}"
         ) from None
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
-    files, skipped = [], []
-    try:
-        entries = sorted(os.scandir(path), key=lambda entry: entry.name)
-    except OSError as error:
-        raise SystemExit(f"{label}: cannot list it ({error.strerror})") from None
-    for entry in entries:
-        if os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
-            (files if entry.is_file() else skipped).append(entry)
-    note = f"skipping {', '.join(e.name for e in skipped)}: not a regular file"
-    check_count(len(files), label, ".png/.jpg image(s)" + f" ({note})" * bool(skipped))
+    files, skipped = image_files(path, label)
+    note = f"skipping {', '.join(printable(n) for n in skipped)}: not a regular file"
+    check_count(len(files), label, "image file(s)" + f" ({note})" * bool(skipped))
+    check_index_memory(len(files), label)
     if skipped:
         print(f"{label}: {note}", file=sys.stderr)
-    images = np.empty((len(files), h, w, c), np.float32)
-    for i, entry in enumerate(files):
-        images[i] = image_pixels(Image, entry.path)
-    return images
+    samples = ImageSamples(label, files, path)
+    for index, file in enumerate(files):
+        fh, im = open_image(Image, os.path.join(path, file), samples.name(index))
+        with fh, im:
+            pass
+    return samples
 
 
-def load_data(source: str, seed: int) -> np.ndarray:
-    """Images as (N, H, W, C) floats in [0, 1]: 'demo', a .npy file, one array of a .npz file
-    (FILE.npz:NAME, or a file holding one array) or a folder of .png/.jpg files of the
-    model's size (needs Pillow). Integer images are scaled by their type's largest value."""
+def open_data(source: str, seed: int) -> Samples:
+    """Images read a sample at a time as (H, W, C) floats in [0, 1]: 'demo', a .npy file,
+    one array of a .npz file (FILE.npz:NAME, or a file holding one array) or a folder tree of
+    image files of the model's size (needs Pillow). Integer images are scaled by their type's
+    largest value."""
+    label = printable(source)
     if source == "demo":
         count = max(2, min(DEMO_COUNT, DEMO_BYTES // (4 * math.prod(DATA_SHAPE))))
-        return demo_data(count, seed)
+        return ArraySamples("demo", array=demo_data(count, seed))
     path, name = Path(source), None
     if not path.exists() and ".npz:" in source:
         file, _, name = source.rpartition(":")
         path = Path(file)
     if path.suffix in (".npy", ".npz"):
-        return load_array(path, name, source)
+        return open_array(path, name, label)
     if path.is_dir():
-        return load_folder(path, source)
+        return open_folder(path, label)
     raise SystemExit(
-        f"--data {source}: not 'demo', an existing .npy/.npz file or a folder of images"
+        f"--data {label}: not 'demo', an existing .npy/.npz file or a folder of images"
     )
 
 
-def split(data: np.ndarray, val_fraction: float, seed: int):
-    """(training, validation) samples: the validation part holds at least one sample and
-    leaves at least one to train on."""
+def load_data(source: str, seed: int) -> np.ndarray:
+    """Every sample of ``source`` (see open_data) in memory, as (N, *DATA_SHAPE) float32."""
+    samples = open_data(source, seed)
+    floats = 3 * len(samples) * math.prod(DATA_SHAPE) * 4
+    free = available_memory()
+    if free is not None and floats > free:
+        raise SystemExit(
+            f"{samples.label}: {len(samples):,} {ITEM}s need about {size_text(floats)} of "
+            f"memory as float32, but only {size_text(free)} is available; train on fewer "
+            f"{ITEM}s"
+        )
+    return samples.read_many(range(len(samples)))
+
+
+def split_indices(count: int, val_fraction: float, seed: int):
+    """(training, validation) indices of ``count`` samples, drawn from ``seed``: the
+    validation part holds at least one sample and leaves at least one to train on."""
     if not 0.0 < val_fraction < 1.0:
         raise SystemExit(f"--val-fraction {val_fraction}: must lie between 0 and 1")
-    order = np.random.default_rng(seed).permutation(len(data))
-    n_val = min(len(data) - 1, max(1, round(len(data) * val_fraction)))
-    return data[order[n_val:]], data[order[:n_val]]
+    order = np.random.default_rng(seed).permutation(count)
+    n_val = min(count - 1, max(1, round(count * val_fraction)))
+    return order[n_val:], order[:n_val]
+
+
+def split(data: np.ndarray, val_fraction: float, seed: int):
+    """(training, validation) samples of an array in memory (see split_indices)."""
+    train, val = split_indices(len(data), val_fraction, seed)
+    return data[train], data[val]
 
 
 def learning_rate_factor(args, step: int) -> float:
@@ -572,21 +802,88 @@ def png_bytes(image: np.ndarray) -> bytes:
     return png + chunk(b"IEND", b"")
 
 
-def image_grid(inputs: np.ndarray, outputs: np.ndarray, columns: int = 8) -> np.ndarray:
-    """Inputs (top row of each pair) above their reconstructions, as one image."""
+#: A 5x7-pixel font for the previews' labels: each glyph's rows, left to right.
+GLYPHS = {
+    "0": ("01110", "10001", "10011", "10101", "11001", "10001", "01110"),
+    "1": ("00100", "01100", "00100", "00100", "00100", "00100", "01110"),
+    "2": ("01110", "10001", "00001", "00010", "00100", "01000", "11111"),
+    "3": ("11110", "00001", "00001", "01110", "00001", "00001", "11110"),
+    "4": ("00010", "00110", "01010", "10010", "11111", "00010", "00010"),
+    "5": ("11111", "10000", "11110", "00001", "00001", "10001", "01110"),
+    "6": ("00110", "01000", "10000", "11110", "10001", "10001", "01110"),
+    "7": ("11111", "00001", "00010", "00100", "01000", "01000", "01000"),
+    "8": ("01110", "10001", "10001", "01110", "10001", "10001", "01110"),
+    "9": ("01110", "10001", "10001", "01111", "00001", "00010", "01100"),
+    ".": ("00000", "00000", "00000", "00000", "00000", "01100", "01100"),
+    "-": ("00000", "00000", "00000", "01110", "00000", "00000", "00000"),
+    "B": ("11110", "10001", "10001", "11110", "10001", "10001", "11110"),
+    "N": ("10001", "11001", "10101", "10011", "10001", "10001", "10001"),
+    "P": ("11110", "10001", "10001", "11110", "10000", "10000", "10000"),
+    "R": ("11110", "10001", "10001", "11110", "10100", "10010", "10001"),
+    "S": ("01111", "10000", "10000", "01110", "00001", "00001", "11110"),
+    "a": ("00000", "00000", "01110", "00001", "01111", "10001", "01111"),
+    "c": ("00000", "00000", "01110", "10000", "10000", "10001", "01110"),
+    "d": ("00001", "00001", "01101", "10011", "10001", "10001", "01111"),
+    "e": ("00000", "00000", "01110", "10001", "11111", "10000", "01110"),
+    "h": ("10000", "10000", "10110", "11001", "10001", "10001", "10001"),
+    "i": ("00100", "00000", "01100", "00100", "00100", "00100", "01110"),
+    "l": ("01100", "00100", "00100", "00100", "00100", "00100", "01110"),
+    "n": ("00000", "00000", "10110", "11001", "10001", "10001", "10001"),
+    "o": ("00000", "00000", "01110", "10001", "10001", "10001", "01110"),
+    "p": ("00000", "00000", "11110", "10001", "11110", "10000", "10000"),
+    "r": ("00000", "00000", "10110", "11001", "10000", "10000", "10000"),
+    "t": ("01000", "01000", "11100", "01000", "01000", "01001", "00110"),
+    "u": ("00000", "00000", "10001", "10001", "10001", "10011", "01101"),
+    "v": ("00000", "00000", "10001", "10001", "10001", "01010", "00100"),
+}
+
+
+def text_mask(text: str) -> np.ndarray:
+    """Where ``text`` has ink, FONT_ZOOM times the font's size: (rows, columns) booleans.
+    Characters the font lacks are left blank."""
+    blank = ("00000",) * 7
+    rows = ["0".join(GLYPHS.get(ch, blank)[y] for ch in text) + "0" for y in range(7)]
+    mask = np.array([[bit == "1" for bit in row] for row in rows], bool)
+    return mask.repeat(FONT_ZOOM, 0).repeat(FONT_ZOOM, 1)
+
+
+def draw_text(picture: np.ndarray, text: str, top: int, left: int) -> None:
+    mask = text_mask(text)
+    h, w = mask.shape
+    picture[top : top + h, left : left + w][mask] = 0.0
+
+
+def image_grid(
+    inputs: np.ndarray, outputs: np.ndarray, title: str = "", columns: int = 8
+) -> np.ndarray:
+    """Inputs in the top row above their reconstructions, each row labelled on its left and
+    ``title`` above them, as one image; small images are enlarged (nearest neighbour) to at
+    least TILE_PIXELS across."""
     n = min(len(inputs), columns)
     h, w, c = inputs.shape[1:]
-    grid = np.ones((2 * h + 6, n * (w + 2), c), np.float32)
-    for i in range(n):
-        x0 = i * (w + 2)
-        grid[2 : 2 + h, x0 : x0 + w] = inputs[i]
-        grid[4 + h : 4 + 2 * h, x0 : x0 + w] = outputs[i]
+    zoom = max(1, -(-TILE_PIXELS // max(h, w)))
+    th, tw, gap = h * zoom, w * zoom, 4
+    labels = ("input", "output")
+    left = max(text_mask(label).shape[1] for label in labels) + 3 * gap
+    top = text_mask(title).shape[0] + 3 * gap if title else gap
+    width = max(left + n * (tw + gap), text_mask(title).shape[1] + 2 * gap)
+    grid = np.ones((top + 2 * (th + gap), width, c), np.float32)
+    if title:
+        draw_text(grid, title, 2 * gap, 2 * gap)
+    for row, (label, images) in enumerate(zip(labels, (inputs, outputs), strict=True)):
+        y0 = top + row * (th + gap)
+        draw_text(grid, label, y0 + (th - 7 * FONT_ZOOM) // 2, 2 * gap)
+        for i in range(n):
+            x0 = left + i * (tw + gap)
+            tile = np.clip(images[i], 0.0, 1.0).repeat(zoom, 0).repeat(zoom, 1)
+            grid[y0 : y0 + th, x0 : x0 + tw] = tile
     return grid
 
 
-def preview(inputs: np.ndarray, outputs: np.ndarray) -> bytes:
-    """The first validation images above their reconstructions, a PNG."""
-    return png_bytes(image_grid(inputs, outputs))
+def preview(inputs: np.ndarray, outputs: np.ndarray, title: str = "") -> bytes:
+    """The first validation images above their reconstructions, labelled, under ``title``:
+    a PNG."""
+    return png_bytes(image_grid(inputs, outputs, title))
 
 
 def psnr(mse: float) -> float:
@@ -648,11 +945,17 @@ def parse_args(argv=None) -> argparse.Namespace:
         "(specgen port-weights writes one from another library's checkpoint)",
     )
     p.add_argument(
-        "--amp", action="store_true", help="mixed precision (bf16 autocast) on GPU"
+        "--workers", type=int, default=2, help="processes that read the data (0: none)"
     )
+    p.add_argument("--amp", action="store_true", help="mixed precision (bf16 autocast)")
+    p.add_argument(
+        "--channels-last", action="store_true", help="channels-last memory format"
+    )
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument(
         "--log-every", type=int, default=10, help="progress line every N steps"
     )
+    p.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard logs")
     return p.parse_args(argv)
 
 
@@ -670,8 +973,9 @@ def compute_loss(model, x: torch.Tensor, args):
     """(loss, reconstruction, terms): distortion_weight * the reconstruction loss, + beta * KL
     per input element for a sampled latent, + the quantizer's loss, + the rate of the
     likelihoods in bits per input position. The KL of each sample is summed over its latent's
-    elements, then averaged over the batch. ``terms`` holds the KL term (kl), the rate (bpp)
-    and the entropy bottlenecks' auxiliary loss (aux), each when the model has it."""
+    elements, then averaged over the batch. ``terms`` holds the reconstruction loss (recon),
+    and the KL term (kl), the quantizer's loss (vq), the rate (bpp) and the entropy
+    bottlenecks' auxiliary loss (aux), each when the model has it."""
     outputs = model(x)
     by_role: dict[str, list] = {}
     for role, value in zip(
@@ -679,15 +983,16 @@ def compute_loss(model, x: torch.Tensor, args):
     ):
         by_role.setdefault(role, []).append(value)
     (recon,) = by_role["reconstruction"]
-    loss = args.distortion_weight * reconstruction_loss(args.loss, recon, x)
-    terms = {}
+    terms = {"recon": reconstruction_loss(args.loss, recon, x)}
+    loss = args.distortion_weight * terms["recon"]
     if "mu" in by_role:
         (mu,), (logvar,) = by_role["mu"], by_role["logvar"]
         kl_terms = torch.flatten(mu**2 + logvar.exp() - 1.0 - logvar, 1)
         terms["kl"] = 0.5 * kl_terms.sum(1).mean()
         loss = loss + args.beta * terms["kl"] / x[0].numel()
     if "vq_loss" in by_role:
-        loss = loss + by_role["vq_loss"][0]
+        terms["vq"] = by_role["vq_loss"][0]
+        loss = loss + terms["vq"]
     if "likelihoods" in by_role:
         positions = x.shape[0] * math.prod(x.shape[2:])
         nats = sum(torch.log(p.float()).sum() for p in by_role["likelihoods"])
@@ -697,6 +1002,233 @@ def compute_loss(model, x: torch.Tensor, args):
     if auxiliary:
         terms["aux"] = sum(auxiliary)
     return loss, recon, terms
+
+
+class DataError(ValueError):
+    """Bad data found while a sample is read (maybe in a loader process): one line."""
+
+
+class SampleSet(torch.utils.data.Dataset):
+    """The samples at ``indices`` of ``samples``, each read when asked for, channels first."""
+
+    def __init__(self, samples: Samples, indices: np.ndarray):
+        self.samples, self.indices = samples, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        try:
+            x = self.samples.read(int(self.indices[i]))
+        except SystemExit as error:
+            raise DataError(str(error.code)) from None
+        return torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 0)))
+
+
+class EpochOrder(torch.utils.data.Sampler):
+    """Each epoch's order of ``count`` samples, drawn from seed + epoch alone (so a resumed
+    run reads them in the same order), cut to a multiple of the processes and dealt out:
+    this process takes every ``world``-th from its ``rank`` on."""
+
+    def __init__(self, count: int, seed: int, rank: int, world: int):
+        self.count, self.seed, self.rank, self.world = count, seed, rank, world
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.count // self.world
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(self.count, generator=generator)
+        shard = order[: len(self) * self.world][self.rank :: self.world]
+        for part in shard.split(2**16):
+            yield from part.tolist()
+
+
+def batches(loader):
+    """The loader's batches; bad data stops training with its one-line message."""
+    try:
+        yield from loader
+    except DataError as error:
+        message = str(error).strip().splitlines()[-1]
+        raise SystemExit(message.split("DataError: ", 1)[-1]) from None
+
+
+def duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+    """One epoch's progress on the main process: a tqdm bar on a terminal when tqdm is
+    installed, else a line every ``every`` steps: step of total, loss terms, images per
+    second and the time left."""
+
+    def __init__(self, epoch: int, epochs: int, total: int, every: int, shown: bool):
+        self.epoch, self.epochs, self.total, self.every = epoch, epochs, total, every
+        self.shown, self.bar, self.images = shown, None, 0
+        self.started = time.perf_counter()
+        if shown and sys.stderr.isatty():
+            try:
+                from tqdm import tqdm
+            except ModuleNotFoundError:
+                pass
+            else:
+                self.bar = tqdm(
+                    total=total, desc=f"epoch {epoch}/{epochs}", unit="step"
+                )
+
+    def rate(self) -> float:
+        return self.images / max(time.perf_counter() - self.started, 1e-9)
+
+    def step(self, i: int, images: int, values) -> None:
+        """Step ``i`` (from 1) is done, on ``images`` samples; ``values()`` gives the
+        numbers to show (read only when a line is due)."""
+        self.images += images
+        if not self.shown:
+            return
+        due = i % self.every == 0 or i == self.total
+        if self.bar is not None:
+            self.bar.update(1)
+            if due:
+                self.bar.set_postfix({k: f"{v:.4g}" for k, v in values().items()})
+            return
+        if i % self.every:
+            return
+        elapsed = time.perf_counter() - self.started
+        numbers = " ".join(f"{k} {v:.5g}" for k, v in values().items())
+        print(
+            f"epoch {self.epoch}/{self.epochs} step {i}/{self.total}: {numbers} "
+            f"{self.rate():,.0f} img/s ETA {duration(elapsed / i * (self.total - i))}",
+            flush=True,
+        )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+#: The columns of metrics.csv: a row every --log-every steps (kind "step") and one for each
+#: epoch (kind "epoch"); a column a row has no number for is left empty.
+CSV_COLUMNS = (
+    "kind", "epoch", "step", "loss", "recon", "kl", "vq", "bpp", "aux", "psnr", "lr",
+    "images_per_s", "train_loss", "val_loss", "val_psnr", "seconds",
+)  # fmt: skip
+
+
+class MetricsLog:
+    """metrics.csv in the run folder (rows appended, never through a symbolic link), and
+    TensorBoard's event files when tensorboard is installed."""
+
+    def __init__(self, out: Path, resuming: bool, tensorboard: bool):
+        self.path = out / "metrics.csv"
+        if not (resuming and self.path.is_file() and not self.path.is_symlink()):
+            header = io.StringIO()
+            csv.writer(header, lineterminator="\n").writerow(CSV_COLUMNS)
+            write_file(out, "metrics.csv", header.getvalue().encode())
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                pass
+            else:
+                self.writer = SummaryWriter(str(out / "tensorboard"))
+
+    def row(self, kind: str, step: int, values: dict) -> None:
+        line = io.StringIO()
+        row = {"kind": kind, "step": step, **values}
+        csv.writer(line, lineterminator="\n").writerow(
+            ["" if row.get(k) is None else row[k] for k in CSV_COLUMNS]
+        )
+        flags = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW
+        try:
+            fd = os.open(self.path, flags)
+        except OSError as error:
+            raise SystemExit(
+                f"{self.path}: cannot write it ({error.strerror})"
+            ) from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(line.getvalue())
+        if self.writer is not None:
+            group = "train" if kind == "step" else "epoch"
+            for key, value in values.items():
+                if key != "epoch" and is_number(value):
+                    self.writer.add_scalar(f"{group}/{key}", value, step)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def encode(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def random_states(loader_generator: torch.Generator) -> dict:
+    """Every random state training draws from: Python's, NumPy's, torch's on the CPU (and
+    on this process's GPU) and the data loader's, as JSON."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    version, python, gauss_next = random.getstate()
+    states = {
+        "python": [version, list(python), gauss_next],
+        "numpy": [kind, encode(keys.tobytes()), position, has_gauss, gauss],
+        "torch": encode(torch.get_rng_state().numpy().tobytes()),
+        "loader": encode(loader_generator.get_state().numpy().tobytes()),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = encode(torch.cuda.get_rng_state().numpy().tobytes())
+    return states
+
+
+def set_random_states(states, loader_generator: torch.Generator, label) -> None:
+    """Restore what random_states saved, every part checked first."""
+
+    def state_bytes(text, like: torch.Tensor) -> torch.Tensor:
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (TypeError, ValueError):
+            data = b""
+        if len(data) != like.numel():
+            raise ValueError
+        return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+    try:
+        version, python, gauss_next = states["python"]
+        good = (
+            type(version) is int
+            and isinstance(python, list)
+            and len(python) == len(random.getstate()[1])
+            and all(type(v) is int and 0 <= v < 2**32 for v in python)
+            and (gauss_next is None or is_number(gauss_next))
+        )
+        kind, keys, position, has_gauss, gauss = states["numpy"]
+        keys = np.frombuffer(base64.b64decode(keys, validate=True), "<u4")
+        good = good and kind == "MT19937" and len(keys) == 624
+        good = good and type(position) is int and 0 <= position <= 624
+        good = good and type(has_gauss) is int and is_number(gauss)
+        if not good:
+            raise ValueError
+        cpu = state_bytes(states["torch"], torch.get_rng_state())
+        loader = state_bytes(states["loader"], loader_generator.get_state())
+        cuda = None
+        if torch.cuda.is_available() and "cuda" in states:
+            cuda = state_bytes(states["cuda"], torch.cuda.get_rng_state())
+    except (KeyError, TypeError, ValueError):
+        raise SystemExit(
+            f"{label}: 'random_states' must hold the states that this script saves; "
+            f"{CHECKPOINT_FIX}"
+        ) from None
+    random.setstate((version, tuple(python), gauss_next))
+    np.random.set_state((kind, keys.astype(np.uint32), position, has_gauss, gauss))
+    torch.set_rng_state(cpu)
+    loader_generator.set_state(loader)
+    if cuda is not None:
+        torch.cuda.set_rng_state(cuda)
 
 
 def save_checkpoint(out: Path, model, optimizer, state: dict) -> None:
@@ -850,6 +1382,11 @@ def main(argv=None) -> dict:
             f"{MODEL_NAME}: the spec says the model's output does not reconstruct its "
             "input, so training it needs targets, which this script does not read"
         )
+    if args.workers < 0 or args.log_every < 1:
+        raise SystemExit(
+            f"--workers {args.workers} --log-every {args.log_every}: need 0 or more "
+            "workers and a progress line every 1 or more steps"
+        )
     world = int(os.environ.get("WORLD_SIZE", "1"))
     distributed = world > 1
     if distributed:
@@ -865,19 +1402,45 @@ def main(argv=None) -> dict:
         device = torch.device("cpu")
     main_process = rank == 0
     out = run_folder(args.out, create=main_process)
-    torch.manual_seed(args.seed)  # the same initial weights in every process
+    # the same initial weights and random draws in every process
+    random.seed(args.seed)
     np.random.seed(args.seed)
-    data = load_data(args.data, args.seed)
-    train_set, val_set = split(data, args.val_fraction, args.seed)
-    if len(train_set) < world or args.batch_size < 1:
+    torch.manual_seed(args.seed)
+    samples = open_data(args.data, args.seed)
+    train_idx, val_idx = split_indices(len(samples), args.val_fraction, args.seed)
+    if len(train_idx) < world or args.batch_size < 1:
         raise SystemExit(
-            f"--batch-size {args.batch_size} with {len(train_set)} training {ITEM}s and "
+            f"--batch-size {args.batch_size} with {len(train_idx)} training {ITEM}s and "
             f"{world} process(es): need a batch size of 1 or more and one {ITEM} per process"
         )
-    # the data is channels last, (N, *spatial, C); the model takes (N, C, *spatial)
-    train_x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(train_set, -1, 1)))
-    val_x = torch.from_numpy(np.ascontiguousarray(np.moveaxis(val_set, -1, 1)))
-    model = build_model(device)
+    per_process = max(1, args.batch_size // world)
+    order = EpochOrder(len(train_idx), args.seed, rank, world)
+    # the loader's own generator, so that its draws leave the global random state alone
+    loader_generator = torch.Generator().manual_seed(args.seed)
+    loading = {
+        "num_workers": args.workers,
+        "persistent_workers": args.workers > 0,
+        "pin_memory": device.type == "cuda",
+    }
+    train_loader = torch.utils.data.DataLoader(
+        SampleSet(samples, train_idx),
+        batch_size=per_process,
+        sampler=order,
+        generator=loader_generator,
+        **loading,
+    )
+    val_loader = torch.utils.data.DataLoader(
+        SampleSet(samples, val_idx),
+        batch_size=args.batch_size,
+        generator=torch.Generator().manual_seed(args.seed),
+        **loading,
+    )
+    layout = {4: torch.channels_last, 5: torch.channels_last_3d}
+    memory_format = torch.contiguous_format
+    if args.channels_last:
+        memory_format = layout.get(len(INPUT_SHAPE) + 1, torch.contiguous_format)
+    # the script compiles the model itself, around DistributedDataParallel when there is one
+    model = build_model(device, channels_last=args.channels_last, compile=False)
     resuming = args.resume and os.path.lexists(out / "checkpoint.json")
     if args.init_from and resuming:
         if main_process:
@@ -887,6 +1450,8 @@ def main(argv=None) -> dict:
         if main_process:
             print(f"starting from the weights of {args.init_from}")
     net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+    if args.compile:
+        net = torch.compile(net)
     decay = args.l2 if args.optimizer != "adamw" else 0.0
     # an entropy bottleneck's quantiles follow its auxiliary loss alone: no decay, no clipping
     main = [p for n, p in model.named_parameters() if not n.endswith(AUXILIARY)]
@@ -914,20 +1479,27 @@ def main(argv=None) -> dict:
     if resuming:
         meta = load_checkpoint(out, model, optimizer)
         epoch0, step, history = meta["epoch"], meta["step"], meta["history"]
+        if "random_states" in meta:
+            label = out / "checkpoint.json"
+            set_random_states(meta["random_states"], loader_generator, label)
+        elif main_process:
+            print("the checkpoint holds no random states: resuming is not exact")
         if main_process:
             print(f"resuming after epoch {epoch0} (step {step})")
-    dtype = torch.bfloat16 if args.amp and device.type == "cuda" else None
+    supported = device.type == "cpu" or torch.cuda.is_bf16_supported()
+    dtype = torch.bfloat16 if args.amp and supported else None
+    if args.amp and dtype is None and main_process:
+        print("--amp: this GPU has no bfloat16; training in float32")
+    log = MetricsLog(out, resuming, not args.no_tensorboard) if main_process else None
     for epoch in range(epoch0, args.epochs):
         net.train()
-        generator = torch.Generator().manual_seed(args.seed + epoch)
-        order = torch.randperm(len(train_x), generator=generator)
-        order = order[: len(order) // world * world][
-            rank::world
-        ]  # equal shards per process
-        per_process = max(1, args.batch_size // world)
+        order.set_epoch(epoch)
+        progress = Progress(
+            epoch + 1, args.epochs, len(train_loader), args.log_every, main_process
+        )
         started, losses = time.perf_counter(), []
-        for first in range(0, len(order), per_process):
-            x = train_x[order[first : first + per_process]].to(device)
+        for i, x in enumerate(batches(train_loader), 1):
+            x = x.to(device, memory_format=memory_format, non_blocking=True)
             for group in optimizer.param_groups:
                 group["lr"] = args.lr * learning_rate_factor(args, step)
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
@@ -939,49 +1511,64 @@ def main(argv=None) -> dict:
                 torch.nn.utils.clip_grad_norm_(main, args.clip)
             optimizer.step()
             step += 1
-            losses.append(loss.item())
-            if main_process and step % args.log_every == 0:
-                mse = F.mse_loss(recon.float(), x).item()
-                terms_text = "".join(f" {k} {v.item():.5f}" for k, v in terms.items())
-                print(
-                    f"epoch {epoch + 1} step {step}: loss {loss.item():.5f}{terms_text} "
-                    f"psnr {psnr(mse):.2f} dB lr {optimizer.param_groups[0]['lr']:.3g}",
-                    flush=True,
-                )
+            losses.append(loss.detach())
+
+            def values(loss=loss, recon=recon, terms=terms, x=x) -> dict:
+                mse = F.mse_loss(recon.detach().float(), x.float()).item()
+                return {
+                    "loss": loss.item(),
+                    **{k: float(torch.as_tensor(v).detach()) for k, v in terms.items()},
+                    "psnr": psnr(mse),
+                    "lr": optimizer.param_groups[0]["lr"],
+                }
+
+            progress.step(i, len(x) * world, values)
+            if log is not None and step % args.log_every == 0:
+                numbers = values()
+                numbers["images_per_s"] = round(progress.rate(), 1)
+                log.row("step", step, {"epoch": epoch + 1, **numbers})
+        progress.close()
         if not main_process:
             continue
         net.eval()
         with torch.no_grad():
-            val_losses, val_mse, shown = [], [], []
-            for first in range(0, len(val_x), args.batch_size):
-                x = val_x[first : first + args.batch_size].to(device)
+            val_losses, val_mse, inputs, shown, count = [], [], [], [], 0
+            for x in batches(val_loader):
+                x = x.to(device, memory_format=memory_format)
                 loss, recon, _ = compute_loss(model, x, args)
-                if first < 8:  # the preview's 8 samples may span several batches
-                    shown.append(recon[: 8 - first].float().movedim(1, -1))
+                if count < 8:  # the preview's 8 samples may span several batches
+                    inputs.append(x[: 8 - count].float().movedim(1, -1))
+                    shown.append(recon[: 8 - count].float().movedim(1, -1))
+                count += len(x)
                 val_losses.append(loss.item() * len(x))
                 val_mse.append(F.mse_loss(recon.float(), x, reduction="sum").item())
+        train_loss = torch.stack(losses).double().mean().item() if losses else math.nan
         record = {
             "epoch": epoch + 1,
-            "train_loss": float(np.mean(losses)),
-            "val_loss": sum(val_losses) / len(val_x),
-            "val_psnr": psnr(sum(val_mse) / val_x.numel()),
+            "train_loss": train_loss,
+            "val_loss": sum(val_losses) / count,
+            "val_psnr": psnr(sum(val_mse) / (count * math.prod(DATA_SHAPE))),
             "seconds": time.perf_counter() - started,
         }
         history.append(record)
         print(
             f"epoch {epoch + 1}/{args.epochs}: train loss {record['train_loss']:.5f}, "
-            f"val loss {record['val_loss']:.5f}, val psnr {record['val_psnr']:.2f} dB",
+            f"val loss {record['val_loss']:.5f}, val psnr {record['val_psnr']:.2f} dB, "
+            f"{progress.rate():,.0f} img/s, {duration(record['seconds'])}",
             flush=True,
         )
-        shown = torch.cat(shown).cpu().numpy()
-        picture = preview(val_set[: len(shown)], shown)
-        write_file(out, f"reconstructions_epoch{epoch + 1:03d}.png", picture)
-        save_checkpoint(
-            out,
-            model,
-            optimizer,
-            {"epoch": epoch + 1, "step": step, "history": history},
+        log.row("epoch", step, {**record, "images_per_s": round(progress.rate(), 1)})
+        picture = preview(
+            torch.cat(inputs).cpu().numpy(),
+            torch.cat(shown).cpu().numpy(),
+            f"epoch {epoch + 1}   val PSNR {record['val_psnr']:.2f} dB",
         )
+        write_file(out, f"reconstructions_epoch{epoch + 1:03d}.png", picture)
+        state = {"epoch": epoch + 1, "step": step, "history": history}
+        state["random_states"] = random_states(loader_generator)
+        save_checkpoint(out, model, optimizer, state)
+    if log is not None:
+        log.close()
     metrics = {
         "history": history,
         "final": history[-1] if history else None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import SpecError, SpecErrors
-from ..graph import ModelGraph, Node
+from ..graph import INPUT, ModelGraph, Node
 from ..render import render
 from .helper_classes import helper_ctor
 from .layout import layout_of, ranked
@@ -69,8 +69,49 @@ def _unsupported(node: Node, what: str) -> SpecErrors:
     )
 
 
-def torch_ctor(node: Node, graph: ModelGraph) -> Ctor:
-    """The torch module that computes ``node``."""
+#: Layers whose output nothing needs once the next layer has read it: their backward pass reads
+#: their input and weights, never their output, so an activation may overwrite it.
+INPLACE_PRODUCERS = frozenset(
+    {"conv", "conv_transpose", "batch_norm", "layer_norm", "group_norm", "instance_norm"}
+)
+
+
+def _inplace_exact(node: Node) -> bool:
+    """Whether PyTorch computes ``node``'s activation in place bit for bit as it does out of
+    place, forward and backward, and saves less for it. ReLU, and LeakyReLU with a slope of at
+    least 0, save their result either way and compute their gradient from its sign. ELU's
+    in-place gradient is computed from its result by another formula (it differs in the last
+    bit), and SiLU in place keeps a copy of its input for the backward pass, so it saves
+    nothing."""
+    if node.kind == "relu":
+        return True
+    return node.kind == "leaky_relu" and node.layer.negative_slope >= 0
+
+
+def computes_inplace(node: Node, graph: ModelGraph) -> bool:
+    """Whether the generated code computes ``node`` in place: an exact in-place activation
+    (:func:`_inplace_exact`) whose input is the output of a convolution or normalization that
+    nothing else reads: no other layer, no skip path, not an output of the model."""
+    if not _inplace_exact(node) or len(node.inputs) != 1:
+        return False
+    ref = node.inputs[0]
+    if ref.node == INPUT:
+        return False
+    producer = graph.node(ref.node)
+    if getattr(producer.layer, "neutral_kind", producer.kind) not in INPLACE_PRODUCERS:
+        return False
+    if graph.consumers(producer.name) != [node.name]:
+        return False
+    if graph.consumer_map.get(ref, set()) != {node.name}:
+        return False
+    if any(r.node == producer.name for _, r in graph.outputs):
+        return False
+    return not any(s.source.node == producer.name for s in graph.skips)
+
+
+def torch_ctor(node: Node, graph: ModelGraph, inplace: bool = True) -> Ctor:
+    """The torch module that computes ``node``; with ``inplace``, activations that
+    :func:`computes_inplace` allows overwrite their input."""
     layer = node.layer
     kind = layer.kind
     ins = [graph.shape(r) for r in node.inputs]
@@ -195,10 +236,12 @@ def torch_ctor(node: Node, graph: ModelGraph) -> Ctor:
         if layer.affine:
             args.append(Arg("affine", True))
         return Ctor(f"nn.InstanceNorm{suffix}", tuple(args))
+    in_place = (Arg("inplace", True),) if inplace and computes_inplace(node, graph) else ()
     if kind == "relu":
-        return Ctor("nn.ReLU")
+        return Ctor("nn.ReLU", in_place)
     if kind == "leaky_relu":
-        return Ctor("nn.LeakyReLU", (Arg(None, layer.negative_slope, "negative_slope"),))
+        slope = Arg(None, layer.negative_slope, "negative_slope")
+        return Ctor("nn.LeakyReLU", (slope, *in_place))
     if kind == "prelu":
         args = [] if layer.shared else [Arg("num_parameters", shape[-1])]
         if layer.init != 0.25:
@@ -344,11 +387,12 @@ class TorchTarget(Target):
     annotation = ": torch.Tensor"
     helpers = HELPERS
 
-    def __init__(self, spatial_rank: int = 2) -> None:
+    def __init__(self, spatial_rank: int = 2, inplace: bool = True) -> None:
         self.spatial_rank = spatial_rank
+        self.inplace = inplace
 
     def ctor(self, node: Node, graph: ModelGraph) -> Ctor:
-        return torch_ctor(node, graph)
+        return torch_ctor(node, graph, self.inplace)
 
     def statement(self, s: Statement, graph: ModelGraph) -> str:
         return render_statement(s, graph)
@@ -371,10 +415,12 @@ _FUNCTIONAL = {
 }
 
 
-def render_torch(graph: ModelGraph, spec_label: str, header: str) -> str:
-    """The text of ``torch_model.py``."""
+def render_torch(graph: ModelGraph, spec_label: str, header: str, *, inplace: bool = True) -> str:
+    """The text of ``torch_model.py``; ``inplace=False`` computes every activation out of place
+    (the same numbers, bit for bit, with more memory saved for the backward pass)."""
     layout = layout_of(graph.input_shape)
-    view = ViewBuilder(TorchTarget(layout.rank), graph).file_view(spec_label, header)
+    target = TorchTarget(layout.rank, inplace)
+    view = ViewBuilder(target, graph).file_view(spec_label, header)
     *spatial, channels = view.input_shape
     return render(
         "torch/model.py.j2",
