@@ -165,6 +165,23 @@ def op_label(node: Node) -> str:
     return layer.ranked_kind
 
 
+def spec_order(graph: ModelGraph) -> dict[str, tuple[int, int]]:
+    """Each node and group by its place in the spec (a group before its first layer)."""
+    order: dict[str, tuple[int, int]] = {n.name: (i, 1) for i, n in enumerate(graph.nodes)}
+    for grp in graph.groups:
+        order[grp.name] = (grp.index, 0)
+    return order
+
+
+def group_tree(graph: ModelGraph) -> dict[str, list[str]]:
+    """``parent name -> its children`` (nodes and groups, by dotted name), in spec order."""
+    order = spec_order(graph)
+    children: dict[str, list[str]] = {}
+    for name in sorted(order, key=lambda v: order[v]):
+        children.setdefault(name.rsplit(".", 1)[0], []).append(name)
+    return children
+
+
 def block_title(block: str) -> str:
     return camel_case(block)
 
@@ -181,12 +198,8 @@ class _Builder:
         self.nodes = {n.name: n for n in graph.nodes}
         self.index = {n.name: i for i, n in enumerate(graph.nodes)}
         self.groups = {g.name: g for g in graph.groups}
-        order: dict[str, tuple[int, int]] = {n.name: (i, 1) for i, n in enumerate(graph.nodes)}
-        for grp in graph.groups:
-            order[grp.name] = (grp.index, 0)
-        self.children: dict[str, list[str]] = {}
-        for name in sorted(order, key=lambda v: order[v]):
-            self.children.setdefault(name.rsplit(".", 1)[0], []).append(name)
+        order = spec_order(graph)
+        self.children = group_tree(graph)
         # a skip's merge belongs to the group it merges into, wherever the spec placed it
         for skip in graph.skips:
             merge, target = skip.merge, skip.target

@@ -27,7 +27,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .diagram import block_title, dims
+from .diagram import block_title, dims, group_tree
 from .graph import INPUT, ModelGraph, Node, TensorRef
 from .layers import Shape
 from .render import render
@@ -308,12 +308,7 @@ class _Collector:
         self.g = graph
         self.index = {n.name: i for i, n in enumerate(graph.nodes)}
         self.groups = {grp.name: grp for grp in graph.groups}
-        order: dict[str, tuple[int, int]] = {n.name: (i, 1) for i, n in enumerate(graph.nodes)}
-        for grp in graph.groups:
-            order[grp.name] = (grp.index, 0)
-        self.children: dict[str, list[str]] = {}
-        for name in sorted(order, key=lambda v: order[v]):
-            self.children.setdefault(name.rsplit(".", 1)[0], []).append(name)
+        self.children = group_tree(graph)
         self.slots: list[_Slot] = [_Slot(TensorRef(INPUT), "io", [])]
         self.pending: list[_PendingJoin] = []
         self.joins: list[_PendingJoin] = []
@@ -1536,6 +1531,24 @@ def _latex_error(log: str, fallback: str) -> str:
     return (tail[-1] if tail else "pdflatex failed without a message")[:500]
 
 
+def _run_tool(argv: list[str], folder: str, timeout: int, error: type[BlocksToolError]):
+    """Run a drawing tool in ``folder`` (its own environment, no input, output captured),
+    within ``timeout`` seconds, or raise ``error``."""
+    try:
+        return subprocess.run(
+            argv,
+            cwd=folder,
+            env=_tool_env(folder),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        name = Path(argv[0]).name
+        raise error(f"{name} took longer than {timeout} s") from None
+
+
 def run_pdflatex(tex: str, timeout: int = TOOL_TIMEOUT) -> bytes:
     """Compile a LaTeX document with pdflatex (no shell escape, stopping at the first error) in a
     fresh temporary folder; the PDF's bytes."""
@@ -1546,26 +1559,9 @@ def run_pdflatex(tex: str, timeout: int = TOOL_TIMEOUT) -> bytes:
         )
     with tempfile.TemporaryDirectory(prefix="specgen-latex-") as folder:
         Path(folder, "figure.tex").write_text(tex, encoding="utf-8")
-        try:
-            proc = subprocess.run(
-                [
-                    exe,
-                    "-no-shell-escape",
-                    "-interaction=nonstopmode",
-                    "-halt-on-error",
-                    "-output-directory",
-                    folder,
-                    "figure.tex",
-                ],
-                cwd=folder,
-                env=_tool_env(folder),
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise LatexError(f"pdflatex took longer than {timeout} s") from None
+        argv = [exe, "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error"]
+        argv += ["-output-directory", folder, "figure.tex"]
+        proc = _run_tool(argv, folder, timeout, LatexError)
         pdf = Path(folder, "figure.pdf")
         if proc.returncode != 0 or not pdf.is_file():
             log_file = Path(folder, "figure.log")
@@ -1586,30 +1582,8 @@ def pdf_to_png(pdf: bytes, dpi: int = 200, timeout: int = TOOL_TIMEOUT) -> bytes
         )
     with tempfile.TemporaryDirectory(prefix="specgen-png-") as folder:
         Path(folder, "figure.pdf").write_bytes(pdf)
-        try:
-            proc = subprocess.run(
-                [
-                    exe,
-                    "-png",
-                    "-r",
-                    str(int(dpi)),
-                    "-f",
-                    "1",
-                    "-l",
-                    "1",
-                    "-singlefile",
-                    "figure.pdf",
-                    "figure",
-                ],
-                cwd=folder,
-                env=_tool_env(folder),
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise PdftoppmError(f"pdftoppm took longer than {timeout} s") from None
+        argv = [exe, "-png", "-r", str(int(dpi)), "-f", "1", "-l", "1", "-singlefile"]
+        proc = _run_tool([*argv, "figure.pdf", "figure"], folder, timeout, PdftoppmError)
         png = Path(folder, "figure.png")
         if proc.returncode != 0 or not png.is_file():
             msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
