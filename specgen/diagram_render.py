@@ -36,15 +36,11 @@ def dot_string(text: str) -> str:
 
 
 def html_text(text: str) -> str:
-    """Text for a graphviz HTML-like label: markup characters as entities, no controls."""
-    text = _CONTROL.sub(" ", text).replace("\n", " ").replace("\r", " ")
-    return (
-        text.replace("&", "&amp;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace('"', "&quot;")
-        .replace("]", "&#93;")
-    )
+    """Text for a graphviz HTML-like label: XML-escaped (no controls, no line breaks), and
+    ``]``, which would end DOT's HTML string, as an entity."""
+    from .diagram_blocks import xml_escape
+
+    return xml_escape(text).replace("]", "&#93;")
 
 
 def mermaid_string(text: str) -> str:
