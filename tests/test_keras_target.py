@@ -284,3 +284,48 @@ def test_model_input_and_encoder_features_reach_the_decoder(tmp_path):
     x = torch.rand(2, 1, 4, 4)
     assert model.encode(x).shape == (2, 2)
     assert model(x).shape == (2, 1, 4, 4)
+
+
+@pytest.mark.parametrize(
+    "name,overrides",
+    [
+        ("conv_autoencoder", {}),
+        ("resnet_ae", {"input_shape": [16, 16, 3], "n_levels": 2, "n_residual_blocks": 1}),
+    ],
+)
+def test_model_fit_trains_batch_norm_with_batch_statistics(repo_root, name, overrides):
+    """Keras's own fit() calls the model with training=True, and every layer inside must see
+    it: the loss fit reports is that of the training-mode output, and the moving statistics
+    move."""
+    module = sgk.load_module(repo_root / "specs" / f"{name}.yaml", **overrides)
+    model, shape = module.build_model(), tuple(module.INPUT_SHAPE)
+    x = np.random.default_rng(0).random((8, *shape), dtype=np.float32)
+    training = float(np.mean((np.asarray(model(x, training=True)) - x) ** 2))
+    inference = float(np.mean((np.asarray(model(x, training=False)) - x) ** 2))
+    assert abs(training - inference) > 1e-4  # the two modes differ on this model
+    moving = [w for w in model.non_trainable_weights if "moving_mean" in w.path]
+    before = [w.numpy().copy() for w in moving]
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+    history = model.fit(x, x, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    assert history.history["loss"][0] == pytest.approx(training, rel=1e-5)
+    assert all(not np.array_equal(b, w.numpy()) for b, w in zip(before, moving, strict=True))
+
+
+def test_every_generated_keras_model_takes_the_training_flag(repo_root):
+    """fit() hands training=True on only to a model whose call takes it."""
+    import ast
+
+    files = sorted((repo_root / "generated").glob("*/keras_model.py"))
+    assert len(files) >= 10
+    for path in files:
+        tree = ast.parse(path.read_text())
+        models = [
+            node
+            for node in tree.body
+            if isinstance(node, ast.ClassDef)
+            and any(ast.unparse(base) == "keras.Model" for base in node.bases)
+        ]
+        assert len(models) == 1, path
+        (call,) = [f for f in models[0].body if getattr(f, "name", "") == "call"]
+        assert [a.arg for a in call.args.args][-1] == "training", path
+        assert ast.unparse(call.args.defaults[-1]) == "None", path

@@ -121,14 +121,61 @@ def test_a_memory_mapped_npy_larger_than_a_batch_stays_on_disk(script, tmp_path)
     assert isinstance(samples.array, np.memmap) and len(samples) == 200
     assert samples.array.shape == (200, 16, 16, 1)
     np.testing.assert_array_equal(samples.read(123)[..., 0], data[123] / np.float32(255))
-    dataset = script.SampleSet(samples, np.arange(200))
-    loader = script.torch.utils.data.DataLoader(dataset, batch_size=32, num_workers=2)
-    first = next(iter(loader))
-    assert tuple(first.shape) == (32, 1, 16, 16)
-    np.testing.assert_array_equal(first[5, 0].numpy(), data[5] / np.float32(255))
+    # batches are read whole, in any order, by loader processes
+    indices = np.arange(200)[::-1].copy()
+    order = list(np.random.default_rng(2).permutation(200))
+    loader = script.batch_loader(samples, indices, order, 32, num_workers=2)
+    batches = list(loader)
+    assert [tuple(b.shape) for b in batches] == [(32, 1, 16, 16)] * 6 + [(8, 1, 16, 16)]
+    expected = data[indices[order]] / np.float32(255)
+    np.testing.assert_array_equal(script.torch.cat(batches)[:, 0].numpy(), expected)
+    np.testing.assert_array_equal(
+        samples.read_many(indices[order[:40]]),
+        np.stack([samples.read(int(i)) for i in indices[order[:40]]]),
+    )
     # a copy for another process holds where the data is, never the data
-    state = dataset.samples.__getstate__()
+    state = loader.dataset.samples.__getstate__()
     assert state["_array"] is None and state["where"][0] == str(tmp_path / "big.npy")
+
+
+def test_reading_ahead_keeps_the_order_hands_on_errors_and_stops_when_dropped(script):
+    import threading
+    import time
+
+    assert list(script.read_ahead(iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise script.DataError("bad.png: a damaged image")
+
+    with pytest.raises(script.DataError, match="bad.png"):
+        list(script.read_ahead(failing()))
+
+    def endless():
+        n = 0
+        while True:
+            n += 1
+            yield n
+
+    reader = script.read_ahead(endless())
+    assert [next(reader) for _ in range(3)] == [1, 2, 3]
+    reader.close()
+    deadline = time.monotonic() + 5
+    while any(t.name == "read-ahead" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the reading thread did not stop"
+        time.sleep(0.05)
+
+
+def test_loader_processes_by_default_only_for_files_that_take_decoding(script, tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((4, 16, 16, 1), np.uint8))
+    assert script.loader_processes(script.open_data(str(tmp_path / "a.npy"), 0), 1) == 0
+    assert script.loader_processes(script.open_data("demo", 0), 1) == 0
+    image = pytest.importorskip("PIL.Image")
+    for i in range(2):
+        image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / f"{i}.png")
+    samples = script.open_data(str(tmp_path), 0)
+    assert 1 <= script.loader_processes(samples, 1) <= 4
+    assert script.loader_processes(samples, 64) == 1
 
 
 def test_an_npz_array_is_chosen_by_name_and_memory_mapped(script, tmp_path):

@@ -234,3 +234,31 @@ def test_a_hostile_resume_state_is_refused_in_one_line(gen, tmp_path):
     proc = run(gen, "conv_autoencoder", "tensorflow", *args, check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "not a random generator state this script reads" in proc.stderr
+
+
+def test_the_tensorflow_pipeline_reads_every_batch_in_order_across_epochs(gen, monkeypatch):
+    """feed() runs Batches' reads in parallel threads, and fit() must still get batch i as
+    the i-th: the order of each epoch, epoch after epoch, and the validation set's last
+    partial batch."""
+    import importlib.util
+
+    folder = gen / "gen" / "conv_autoencoder"
+    monkeypatch.delitem(sys.modules, "keras_model", raising=False)
+    monkeypatch.syspath_prepend(str(folder))
+    spec = importlib.util.spec_from_file_location("feed_train_keras", folder / "train_keras.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    if script.BACKEND != "tensorflow":
+        pytest.skip("the tf.data pipeline is the TensorFlow backend's")
+    samples = script.open_data(str(gen / "data1.npy"), 0)
+    train_idx, val_idx = script.split_indices(len(samples), 0.1, 0)
+    train = script.Batches(samples, train_idx, 8, seed=3, first_epoch=1, workers=3)
+    assert train.steps == 4
+    got = [x.numpy() for x in script.feed(train).take(3 * train.steps)]
+    want = [train[i] for i in range(3 * train.steps)]
+    assert len(got) == len(want) == 12
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+    assert not np.array_equal(got[0], got[4])  # each epoch draws its own order
+    val = script.Batches(samples, val_idx, 3, workers=2)
+    shapes = [tuple(x.shape) for x in script.feed(val)]
+    assert shapes == [(3, 16, 16, 1), (1, 16, 16, 1)]

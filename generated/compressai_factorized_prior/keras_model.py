@@ -349,7 +349,9 @@ class Decoder(Composite):
 class CompressaiFactorizedPrior(keras.Model):
     """The whole autoencoder (a bottleneck written in the spec).
 
-    ``call`` returns (reconstruction, likelihoods).
+    ``call`` returns (reconstruction, likelihoods). Called with ``training=True``, as ``fit``
+    calls it, every layer inside runs in training mode (batch statistics, dropout, sampled
+    latents); Keras hands the flag on to them.
     """
 
     def __init__(self) -> None:
@@ -365,7 +367,7 @@ class CompressaiFactorizedPrior(keras.Model):
         """What the bottleneck returns: the decoder's input, then the outputs it hands on."""
         return self.bottleneck(self.encoder(x))
 
-    def call(self, x):
+    def call(self, x, training=None):
         """(reconstruction, likelihoods)."""
         h = self.encoder(x)
         z, likelihoods = self.bottleneck(h)

@@ -143,7 +143,9 @@ class Decoder(Composite):
 class ConvAutoencoder(keras.Model):
     """The whole autoencoder (no bottleneck).
 
-    ``call`` returns the reconstruction.
+    ``call`` returns the reconstruction. Called with ``training=True``, as ``fit``
+    calls it, every layer inside runs in training mode (batch statistics, dropout, sampled
+    latents); Keras hands the flag on to them.
     """
 
     def __init__(self) -> None:
@@ -162,7 +164,7 @@ class ConvAutoencoder(keras.Model):
         """The reconstruction from a code."""
         return self.decoder(z)
 
-    def call(self, x):
+    def call(self, x, training=None):
         """The reconstruction."""
         h = self.encoder(x)
         return self.decoder(h)

@@ -480,7 +480,9 @@ class Decoder(Composite):
 class DiffusersAutoencoderKl(keras.Model):
     """The whole autoencoder (a bottleneck written in the spec).
 
-    ``call`` returns (reconstruction, mu, logvar).
+    ``call`` returns (reconstruction, mu, logvar). Called with ``training=True``, as ``fit``
+    calls it, every layer inside runs in training mode (batch statistics, dropout, sampled
+    latents); Keras hands the flag on to them.
     """
 
     def __init__(self) -> None:
@@ -496,7 +498,7 @@ class DiffusersAutoencoderKl(keras.Model):
         """What the bottleneck returns: the decoder's input, then the outputs it hands on."""
         return self.bottleneck(self.encoder(x))
 
-    def call(self, x):
+    def call(self, x, training=None):
         """(reconstruction, mu, logvar)."""
         h = self.encoder(x)
         z, mu, logvar = self.bottleneck(h)

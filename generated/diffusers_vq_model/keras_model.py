@@ -490,7 +490,9 @@ class Decoder(Composite):
 class DiffusersVqModel(keras.Model):
     """The whole autoencoder (a bottleneck written in the spec).
 
-    ``call`` returns (vq_loss, reconstruction, perplexity, indices).
+    ``call`` returns (vq_loss, reconstruction, perplexity, indices). Called with ``training=True``, as ``fit``
+    calls it, every layer inside runs in training mode (batch statistics, dropout, sampled
+    latents); Keras hands the flag on to them.
     """
 
     def __init__(self) -> None:
@@ -506,7 +508,7 @@ class DiffusersVqModel(keras.Model):
         """What the bottleneck returns: the decoder's input, then the outputs it hands on."""
         return self.bottleneck(self.encoder(x))
 
-    def call(self, x):
+    def call(self, x, training=None):
         """(vq_loss, reconstruction, perplexity, indices)."""
         h = self.encoder(x)
         z, vq_loss, perplexity, indices = self.bottleneck(h)

@@ -257,7 +257,9 @@ class Decoder(Composite):
 class MonaiAutoencoder(keras.Model):
     """The whole autoencoder (no bottleneck).
 
-    ``call`` returns the reconstruction.
+    ``call`` returns the reconstruction. Called with ``training=True``, as ``fit``
+    calls it, every layer inside runs in training mode (batch statistics, dropout, sampled
+    latents); Keras hands the flag on to them.
     """
 
     def __init__(self) -> None:
@@ -276,7 +278,7 @@ class MonaiAutoencoder(keras.Model):
         """The reconstruction from a code."""
         return self.decoder(z)
 
-    def call(self, x):
+    def call(self, x, training=None):
         """The reconstruction."""
         h = self.encoder(x)
         return self.decoder(h)

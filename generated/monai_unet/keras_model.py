@@ -282,7 +282,9 @@ class Decoder(Composite):
 class MonaiUnet(keras.Model):
     """The whole autoencoder (no bottleneck).
 
-    ``call`` returns the reconstruction.
+    ``call`` returns the reconstruction. Called with ``training=True``, as ``fit``
+    calls it, every layer inside runs in training mode (batch statistics, dropout, sampled
+    latents); Keras hands the flag on to them.
     """
 
     def __init__(self) -> None:
@@ -301,7 +303,7 @@ class MonaiUnet(keras.Model):
         """The reconstruction from a code."""
         return self.decoder(z, *features)
 
-    def call(self, x):
+    def call(self, x, training=None):
         """The reconstruction."""
         h, *features = self.encoder(x)
         return self.decoder(h, *features)

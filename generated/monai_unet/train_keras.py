@@ -323,6 +323,13 @@ def unit_range(array: np.ndarray, label: str) -> np.ndarray:
     return values
 
 
+def batch_shape(count: int, channels_first: bool = False) -> tuple:
+    """The shape of ``count`` samples: (count, *DATA_SHAPE), or channels first."""
+    if channels_first:
+        return (count, DATA_SHAPE[-1], *DATA_SHAPE[:-1])
+    return (count, *DATA_SHAPE)
+
+
 class Samples:
     """A dataset's samples, each read when it is asked for, as DATA_SHAPE float32 in [0, 1]:
     nothing but the means to find them is held in memory."""
@@ -335,10 +342,15 @@ class Samples:
     def read(self, index: int) -> np.ndarray:
         raise NotImplementedError
 
-    def read_many(self, indices) -> np.ndarray:
-        out = np.empty((len(indices), *DATA_SHAPE), np.float32)
+    def read_many(self, indices, channels_first: bool = False, out=None) -> np.ndarray:
+        """The samples at ``indices``, in that order, as one float32 array (N, *DATA_SHAPE),
+        or with the channels moved to axis 1; written into ``out`` when it is given."""
+        if out is None:
+            shape = batch_shape(len(indices), channels_first)
+            out = np.empty(shape, np.float32)
+        view = np.moveaxis(out, 1, -1) if channels_first else out
         for i, index in enumerate(indices):
-            out[i] = self.read(int(index))
+            view[i] = self.read(int(index))
         return out
 
 
@@ -374,6 +386,21 @@ class ArraySamples(Samples):
         if self.scale != 1.0:
             values /= self.scale
         return values
+
+    def read_many(self, indices, channels_first: bool = False, out=None) -> np.ndarray:
+        """The samples at ``indices``, in that order, read in one pass in file order (see
+        Samples.read_many); the values are converted, moved and scaled in place."""
+        indices = np.asarray(indices, np.int64)
+        order = np.argsort(indices, kind="stable")
+        picked = self.array[indices[order]]
+        if channels_first:
+            picked = np.moveaxis(picked, -1, 1)
+        if out is None:
+            out = np.empty(batch_shape(len(indices), channels_first), np.float32)
+        out[order] = picked
+        if self.scale != 1.0:
+            out /= self.scale
+        return out
 
 
 def open_array(path: Path, name: str | None, label: str) -> ArraySamples:
@@ -939,7 +966,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument(
-        "--workers", type=int, default=1, help="threads that prepare the batches"
+        "--workers",
+        type=int,
+        default=min(4, os.cpu_count() or 1),
+        help="threads that prepare the batches (by default one per CPU, at most 4)",
     )
     p.add_argument(
         "--out", default=f"runs/{MODEL_NAME}", help="checkpoints and metrics"
@@ -994,8 +1024,10 @@ class Trainer(keras.Model):
     averaged over the batch), + the quantizer's loss, + the rate of the likelihoods in bits
     per input position. The entropy bottlenecks' auxiliary loss (which reaches only their
     quantiles, which the loss never does) and the L2 penalty on kernels are added to what
-    the optimizer minimises. Each part is kept as a metric: the loss as ``model_loss``, the
-    reconstruction's mean squared error as ``mse`` and the TERMS the model has.
+    the optimizer minimises, which Keras logs as ``loss``. Each part is kept as a metric:
+    the TERMS the model has, the loss itself as ``model_loss`` where it differs from what
+    is minimised, and in validation the reconstruction's mean squared error as ``mse``.
+    Nothing else is computed: a step costs what the loss costs.
     """
 
     def __init__(self, model, args, replicas: int = 1):
@@ -1015,8 +1047,11 @@ class Trainer(keras.Model):
             "aux": bool(self.auxiliary),
         }
         self.terms = tuple(term for term in TERMS if has[term])
-        names = ("model_loss", "mse", *self.terms)
+        #: The log's name of the loss (without the auxiliary loss and the L2 penalty).
+        self.loss_name = "model_loss" if self.auxiliary or self.l2 else "loss"
+        names = ("model_loss",) * (self.loss_name == "model_loss") + self.terms
         self.trackers = [keras.metrics.Mean(name=name) for name in names]
+        self.mse = keras.metrics.Mean(name="mse")
         self.built = True
 
     def call(self, x, training=None):
@@ -1029,8 +1064,15 @@ class Trainer(keras.Model):
         x = ops.cast(x, "float32")
         (recon,) = outputs["reconstruction"]
         recon = ops.cast(recon, "float32")
-        loss = self.weight * reconstruction_loss(self.kind, recon, x)
-        values = {"mse": ops.mean(ops.square(recon - x))}
+        values = {}
+        if self.kind == "mse" or not training:
+            values["mse"] = ops.mean(ops.square(recon - x))
+        if self.kind == "mse":
+            loss = values["mse"]
+        else:
+            loss = reconstruction_loss(self.kind, recon, x)
+        if self.weight != 1.0:
+            loss = self.weight * loss
         if "mu" in outputs:
             (mu,), (logvar,) = outputs["mu"], outputs["logvar"]
             mu, logvar = ops.cast(mu, "float32"), ops.cast(logvar, "float32")
@@ -1057,8 +1099,9 @@ class Trainer(keras.Model):
         if self.l2:
             kernels = [w for w in self.trainable_weights if "kernel" in w.path]
             total = total + self.l2 * sum(ops.sum(ops.square(k)) for k in kernels)
-        count = ops.cast(ops.shape(x)[0], "float32")
-        for tracker in self.trackers:
+        # training batches are all whole; a validation set's last one may be smaller
+        count = None if training else ops.cast(ops.shape(x)[0], "float32")
+        for tracker in self.trackers if training else (*self.trackers, self.mse):
             tracker.update_state(values[tracker.name], sample_weight=count)
         # fit() sums the replicas' gradients: each replica minimises its share of the mean
         return total / self.replicas if self.replicas > 1 else total
@@ -1093,19 +1136,19 @@ def make_optimizer(args, variables):
 
     clipped = [not v.path.endswith(AUXILIARY) for v in variables]
 
-    class Optimizer(kinds[args.optimizer]):
+    class Clipped(kinds[args.optimizer]):
         def apply(self, grads, trainable_variables=None):
-            if args.clip:
-                grads = list(grads)
-                main = [g for g, c in zip(grads, clipped) if c and g is not None]
-                norm = ops.sqrt(sum(ops.sum(ops.square(g)) for g in main))
-                scale = args.clip / ops.maximum(norm, args.clip)
-                grads = [
-                    g * ops.cast(scale, g.dtype) if c and g is not None else g
-                    for g, c in zip(grads, clipped)
-                ]
+            grads = list(grads)
+            main = [g for g, c in zip(grads, clipped) if c and g is not None]
+            norm = ops.sqrt(sum(ops.sum(ops.square(g)) for g in main))
+            scale = args.clip / ops.maximum(norm, args.clip)
+            grads = [
+                g * ops.cast(scale, g.dtype) if c and g is not None else g
+                for g, c in zip(grads, clipped)
+            ]
             return super().apply(grads, trainable_variables)
 
+    Optimizer = Clipped if args.clip else kinds[args.optimizer]
     settings = {"learning_rate": make_schedule(args)}
     if args.optimizer == "sgd":
         settings["momentum"] = args.momentum
@@ -1145,10 +1188,13 @@ class Batches(keras.utils.PyDataset):
         return None if self.seed is not None else self.steps
 
     def order(self, epoch: int) -> np.ndarray:
-        if epoch not in self.orders:
+        """The order of ``epoch`` (the last one drawn is kept; threads may ask at once)."""
+        order = self.orders.get(epoch)
+        if order is None:
             rng = np.random.default_rng(self.seed + epoch)
-            self.orders = {epoch: rng.permutation(len(self.indices))}
-        return self.orders[epoch]
+            order = rng.permutation(len(self.indices))
+            self.orders = {epoch: order}
+        return order
 
     def __getitem__(self, i):
         size = self.batch_size
@@ -1158,6 +1204,30 @@ class Batches(keras.utils.PyDataset):
             epoch, i = self.first_epoch + i // self.steps, i % self.steps
             picked = self.indices[self.order(epoch)[i * size : (i + 1) * size]]
         return self.samples.read_many(picked)
+
+
+def feed(batches: Batches):
+    """What fit() reads ``batches`` from. On the TensorFlow backend, a tf.data pipeline that
+    reads batch after batch in order with --workers threads, ahead of the training step
+    (Keras would read a PyDataset through a Python generator, one batch at a time, and on
+    one CPU that time adds to every step); on JAX and PyTorch, the PyDataset itself, which
+    they read with --workers threads."""
+    if BACKEND != "tensorflow":
+        return batches
+    import tensorflow as tf
+
+    def read(i):
+        return batches[int(i)]
+
+    def batch(i):
+        x = tf.numpy_function(read, [i], tf.float32, name="read_batch")
+        return tf.ensure_shape(x, (None, *DATA_SHAPE))
+
+    count = batches.num_batches  # None: endless (fit reads steps_per_epoch an epoch)
+    indices = tf.data.Dataset.range(count) if count else tf.data.Dataset.counter()
+    workers = batches.workers
+    pipeline = indices.map(batch, num_parallel_calls=workers, deterministic=True)
+    return pipeline.prefetch(workers + 1)
 
 
 def distribution():
@@ -1342,10 +1412,10 @@ class Progress(keras.callbacks.Callback):
 
     async_safe = True
 
-    def __init__(self, every: int, epochs: int, batch_size: int, terms):
+    def __init__(self, every: int, epochs: int, batch_size: int, names):
         super().__init__()
         self.every, self.epochs, self.batch_size = every, epochs, batch_size
-        self.names = ("model_loss", *terms)
+        self.names = names
         self.epoch, self.started = 0, time.perf_counter()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -1386,8 +1456,8 @@ class EndOfEpoch(keras.callbacks.Callback):
         run, logs = self.run, logs or {}
         record = {
             "epoch": epoch + 1,
-            "train_loss": float(logs["model_loss"]),
-            "val_loss": float(logs["val_model_loss"]),
+            "train_loss": float(logs[run["trainer"].loss_name]),
+            "val_loss": float(logs["val_" + run["trainer"].loss_name]),
             "val_psnr": psnr(float(logs["val_mse"])),
             "seconds": time.perf_counter() - self.started,
         }
@@ -1505,15 +1575,20 @@ def main(argv=None) -> dict:
         )
         val = Batches(samples, val_idx, args.batch_size, workers=args.workers)
         callbacks = [
-            Progress(args.log_every, args.epochs, args.batch_size, trainer.terms),
+            Progress(
+                args.log_every,
+                args.epochs,
+                args.batch_size,
+                (trainer.loss_name, *trainer.terms),
+            ),
             EndOfEpoch(run),
         ]
         trainer.fit(
-            train,
+            feed(train),
             epochs=args.epochs,
             initial_epoch=epoch0,
             steps_per_epoch=train.steps,
-            validation_data=val,
+            validation_data=feed(val),
             callbacks=callbacks if main_process else callbacks[1:],
             shuffle=False,
             verbose=0,

@@ -336,7 +336,9 @@ class Decoder(Composite):
 class MonaiVarautoencoder(keras.Model):
     """The whole autoencoder (a bottleneck written in the spec).
 
-    ``call`` returns (reconstruction, mu, logvar, z).
+    ``call`` returns (reconstruction, mu, logvar, z). Called with ``training=True``, as ``fit``
+    calls it, every layer inside runs in training mode (batch statistics, dropout, sampled
+    latents); Keras hands the flag on to them.
     """
 
     def __init__(self) -> None:
@@ -352,7 +354,7 @@ class MonaiVarautoencoder(keras.Model):
         """What the bottleneck returns: the decoder's input, then the outputs it hands on."""
         return self.bottleneck(self.encoder(x))
 
-    def call(self, x):
+    def call(self, x, training=None):
         """(reconstruction, mu, logvar, z)."""
         h = self.encoder(x)
         z_2, logvar, mu, z = self.bottleneck(h)

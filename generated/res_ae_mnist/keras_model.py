@@ -191,7 +191,9 @@ class Decoder(Composite):
 class ResAeMnist(keras.Model):
     """The whole autoencoder (dense bottleneck).
 
-    ``call`` returns the reconstruction.
+    ``call`` returns the reconstruction. Called with ``training=True``, as ``fit``
+    calls it, every layer inside runs in training mode (batch statistics, dropout, sampled
+    latents); Keras hands the flag on to them.
     """
 
     def __init__(self) -> None:
@@ -211,7 +213,7 @@ class ResAeMnist(keras.Model):
         """The reconstruction from a code."""
         return self.decoder(self.bottleneck.decode(z))
 
-    def call(self, x):
+    def call(self, x, training=None):
         """The reconstruction."""
         h = self.encoder(x)
         z = self.bottleneck.encode(h)

@@ -280,7 +280,9 @@ class Decoder(Composite):
 class ResnetAe(keras.Model):
     """The whole autoencoder (dense bottleneck).
 
-    ``call`` returns the reconstruction.
+    ``call`` returns the reconstruction. Called with ``training=True``, as ``fit``
+    calls it, every layer inside runs in training mode (batch statistics, dropout, sampled
+    latents); Keras hands the flag on to them.
     """
 
     def __init__(self) -> None:
@@ -300,7 +302,7 @@ class ResnetAe(keras.Model):
         """The reconstruction from a code."""
         return self.decoder(self.bottleneck.decode(z))
 
-    def call(self, x):
+    def call(self, x, training=None):
         """The reconstruction."""
         h = self.encoder(x)
         z = self.bottleneck.encode(h)

@@ -315,7 +315,9 @@ class Decoder(Composite):
 class ResnetVae(keras.Model):
     """The whole autoencoder (variational bottleneck).
 
-    ``call`` returns (reconstruction, mu, logvar).
+    ``call`` returns (reconstruction, mu, logvar). Called with ``training=True``, as ``fit``
+    calls it, every layer inside runs in training mode (batch statistics, dropout, sampled
+    latents); Keras hands the flag on to them.
     """
 
     def __init__(self) -> None:
@@ -335,7 +337,7 @@ class ResnetVae(keras.Model):
         """The reconstruction from a latent sample."""
         return self.decoder(self.bottleneck.decode(z))
 
-    def call(self, x):
+    def call(self, x, training=None):
         """(reconstruction, mu, logvar); z is sampled in training mode, and in inference too."""
         h = self.encoder(x)
         mu, logvar = self.bottleneck.encode(h)

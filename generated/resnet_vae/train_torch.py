@@ -20,17 +20,21 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
+import ctypes
 import io
 import json
 import math
 import os
+import queue
 import random
 import stat
 import struct
 import sys
 import tempfile
+import threading
 import time
 import warnings
+import weakref
 import zipfile
 import zlib
 from pathlib import Path
@@ -322,6 +326,13 @@ def unit_range(array: np.ndarray, label: str) -> np.ndarray:
     return values
 
 
+def batch_shape(count: int, channels_first: bool = False) -> tuple:
+    """The shape of ``count`` samples: (count, *DATA_SHAPE), or channels first."""
+    if channels_first:
+        return (count, DATA_SHAPE[-1], *DATA_SHAPE[:-1])
+    return (count, *DATA_SHAPE)
+
+
 class Samples:
     """A dataset's samples, each read when it is asked for, as DATA_SHAPE float32 in [0, 1]:
     nothing but the means to find them is held in memory."""
@@ -334,10 +345,15 @@ class Samples:
     def read(self, index: int) -> np.ndarray:
         raise NotImplementedError
 
-    def read_many(self, indices) -> np.ndarray:
-        out = np.empty((len(indices), *DATA_SHAPE), np.float32)
+    def read_many(self, indices, channels_first: bool = False, out=None) -> np.ndarray:
+        """The samples at ``indices``, in that order, as one float32 array (N, *DATA_SHAPE),
+        or with the channels moved to axis 1; written into ``out`` when it is given."""
+        if out is None:
+            shape = batch_shape(len(indices), channels_first)
+            out = np.empty(shape, np.float32)
+        view = np.moveaxis(out, 1, -1) if channels_first else out
         for i, index in enumerate(indices):
-            out[i] = self.read(int(index))
+            view[i] = self.read(int(index))
         return out
 
 
@@ -373,6 +389,21 @@ class ArraySamples(Samples):
         if self.scale != 1.0:
             values /= self.scale
         return values
+
+    def read_many(self, indices, channels_first: bool = False, out=None) -> np.ndarray:
+        """The samples at ``indices``, in that order, read in one pass in file order (see
+        Samples.read_many); the values are converted, moved and scaled in place."""
+        indices = np.asarray(indices, np.int64)
+        order = np.argsort(indices, kind="stable")
+        picked = self.array[indices[order]]
+        if channels_first:
+            picked = np.moveaxis(picked, -1, 1)
+        if out is None:
+            out = np.empty(batch_shape(len(indices), channels_first), np.float32)
+        out[order] = picked
+        if self.scale != 1.0:
+            out /= self.scale
+        return out
 
 
 def open_array(path: Path, name: str | None, label: str) -> ArraySamples:
@@ -945,7 +976,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         "(specgen port-weights writes one from another library's checkpoint)",
     )
     p.add_argument(
-        "--workers", type=int, default=2, help="processes that read the data (0: none)"
+        "--workers",
+        type=int,
+        help="processes that read the data (0: the training loop reads it); by default "
+        "none for arrays, whose batches are copies out of memory or a memory-mapped "
+        "file, and up to 4 for image files, which take decoding",
     )
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16 autocast)")
     p.add_argument(
@@ -984,7 +1019,9 @@ def compute_loss(model, x: torch.Tensor, args):
         by_role.setdefault(role, []).append(value)
     (recon,) = by_role["reconstruction"]
     terms = {"recon": reconstruction_loss(args.loss, recon, x)}
-    loss = args.distortion_weight * terms["recon"]
+    loss = terms["recon"]
+    if args.distortion_weight != 1.0:
+        loss = args.distortion_weight * loss
     if "mu" in by_role:
         (mu,), (logvar,) = by_role["mu"], by_role["logvar"]
         kl_terms = torch.flatten(mu**2 + logvar.exp() - 1.0 - logvar, 1)
@@ -998,10 +1035,49 @@ def compute_loss(model, x: torch.Tensor, args):
         nats = sum(torch.log(p.float()).sum() for p in by_role["likelihoods"])
         terms["bpp"] = nats / (-math.log(2) * positions)
         loss = loss + terms["bpp"]
-    auxiliary = [m.aux_loss() for m in model.modules() if hasattr(m, "aux_loss")]
+    auxiliary = [m.aux_loss() for m in auxiliary_modules(model)]
     if auxiliary:
         terms["aux"] = sum(auxiliary)
     return loss, recon, terms
+
+
+#: Each model's modules that have an auxiliary loss, found once (see auxiliary_modules).
+AUXILIARY_MODULES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def auxiliary_modules(model) -> list:
+    """The modules of ``model`` that have an auxiliary loss (entropy bottlenecks), looked for
+    on its first step only."""
+    if model not in AUXILIARY_MODULES:
+        found = [m for m in model.modules() if hasattr(m, "aux_loss")]
+        AUXILIARY_MODULES[model] = found
+    return AUXILIARY_MODULES[model]
+
+
+#: glibc's malloc serves blocks up to this size from its heap instead of mapping each one afresh...
+MALLOC_MMAP_THRESHOLD = 32 * 2**20
+#: ...and keeps up to this much freed memory at the top of its heap instead of returning it.
+MALLOC_TRIM_THRESHOLD = 2**30
+
+
+def keep_freed_memory() -> None:
+    """On Linux with glibc, let malloc keep the memory a training step frees for the next
+    step. PyTorch holds no cache of CPU memory: each step's activations are allocated and
+    freed again, and with glibc's defaults (which adjust to the sizes freed so far) blocks of
+    a few MiB are mapped from the system and returned on every step, each page faulted in
+    anew; on a small model that costs a quarter of the time. Settings made in the
+    environment (MALLOC_*_ variables, GLIBC_TUNABLES) are left as they are."""
+    if not sys.platform.startswith("linux") or "GLIBC_TUNABLES" in os.environ:
+        return
+    if any(name.startswith("MALLOC_") for name in os.environ):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, MALLOC_MMAP_THRESHOLD)
+    mallopt(m_trim_threshold, MALLOC_TRIM_THRESHOLD)
 
 
 class DataError(ValueError):
@@ -1009,7 +1085,9 @@ class DataError(ValueError):
 
 
 class SampleSet(torch.utils.data.Dataset):
-    """The samples at ``indices`` of ``samples``, each read when asked for, channels first."""
+    """The samples at ``indices`` of ``samples``, read a batch at a time when asked for
+    (``dataset[[i, j, ...]]``: one array read for the whole batch, no per-sample tensors to
+    stack), channels first."""
 
     def __init__(self, samples: Samples, indices: np.ndarray):
         self.samples, self.indices = samples, indices
@@ -1017,12 +1095,41 @@ class SampleSet(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, picked: list[int]) -> torch.Tensor:
+        # PyTorch's own allocation (aligned as the model's tensors are), filled by numpy
+        batch = torch.empty(batch_shape(len(picked), channels_first=True))
         try:
-            x = self.samples.read(int(self.indices[i]))
+            self.samples.read_many(
+                self.indices[picked], channels_first=True, out=batch.numpy()
+            )
         except SystemExit as error:
             raise DataError(str(error.code)) from None
-        return torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 0)))
+        return batch
+
+
+def loader_processes(samples: Samples, world: int) -> int:
+    """How many processes read the data when --workers is not given: none for arrays (a
+    batch is a copy out of memory or a memory-mapped file, which a loader process would only
+    pass on through shared memory), else one per CPU of this process's share but one, 1 to 4
+    (image files take decoding)."""
+    if isinstance(samples, ArraySamples):
+        return 0
+    if hasattr(os, "sched_getaffinity"):
+        cpus = len(os.sched_getaffinity(0))
+    else:
+        cpus = os.cpu_count() or 1
+    return min(4, max(1, cpus // world - 1))
+
+
+def batch_loader(samples: Samples, indices, order, batch_size: int, **loading):
+    """A DataLoader of whole batches: ``order`` (a sampler of positions in ``indices``)
+    grouped into lists of ``batch_size``, each read by one SampleSet call."""
+    return torch.utils.data.DataLoader(
+        SampleSet(samples, indices),
+        sampler=torch.utils.data.BatchSampler(order, batch_size, drop_last=False),
+        batch_size=None,
+        **loading,
+    )
 
 
 class EpochOrder(torch.utils.data.Sampler):
@@ -1048,10 +1155,49 @@ class EpochOrder(torch.utils.data.Sampler):
             yield from part.tolist()
 
 
-def batches(loader):
-    """The loader's batches; bad data stops training with its one-line message."""
+def read_ahead(iterator, depth: int = 2):
+    """The items of ``iterator``, read by a background thread up to ``depth`` items ahead of
+    the one taking them, which gets the thread's errors too. numpy and PyTorch let go of the
+    interpreter while they copy and compute, so reading the next batch overlaps the training
+    step. The thread stops when the items are no longer wanted."""
+    items, stop, end = queue.Queue(depth), threading.Event(), object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def fill() -> None:
+        try:
+            for item in iterator:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except Exception as error:  # noqa: BLE001 - the reader raises it
+            put((None, error))
+
+    threading.Thread(target=fill, name="read-ahead", daemon=True).start()
     try:
-        yield from loader
+        while True:
+            item, error = items.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+
+
+def batches(loader, ahead: bool = False):
+    """The loader's batches, read ahead by a thread when ``ahead`` (for a loader without
+    processes of its own); bad data stops training with its one-line message."""
+    try:
+        yield from read_ahead(iter(loader)) if ahead else loader
     except DataError as error:
         message = str(error).strip().splitlines()[-1]
         raise SystemExit(message.split("DataError: ", 1)[-1]) from None
@@ -1377,12 +1523,13 @@ def load_checkpoint(out: Path, model, optimizer) -> dict:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    keep_freed_memory()
     if not RECONSTRUCTS:
         raise SystemExit(
             f"{MODEL_NAME}: the spec says the model's output does not reconstruct its "
             "input, so training it needs targets, which this script does not read"
         )
-    if args.workers < 0 or args.log_every < 1:
+    if (args.workers is not None and args.workers < 0) or args.log_every < 1:
         raise SystemExit(
             f"--workers {args.workers} --log-every {args.log_every}: need 0 or more "
             "workers and a progress line every 1 or more steps"
@@ -1417,21 +1564,20 @@ def main(argv=None) -> dict:
     order = EpochOrder(len(train_idx), args.seed, rank, world)
     # the loader's own generator, so that its draws leave the global random state alone
     loader_generator = torch.Generator().manual_seed(args.seed)
+    workers = loader_processes(samples, world) if args.workers is None else args.workers
     loading = {
-        "num_workers": args.workers,
-        "persistent_workers": args.workers > 0,
+        "num_workers": workers,
+        "persistent_workers": workers > 0,
         "pin_memory": device.type == "cuda",
     }
-    train_loader = torch.utils.data.DataLoader(
-        SampleSet(samples, train_idx),
-        batch_size=per_process,
-        sampler=order,
-        generator=loader_generator,
-        **loading,
+    train_loader = batch_loader(
+        samples, train_idx, order, per_process, generator=loader_generator, **loading
     )
-    val_loader = torch.utils.data.DataLoader(
-        SampleSet(samples, val_idx),
-        batch_size=args.batch_size,
+    val_loader = batch_loader(
+        samples,
+        val_idx,
+        range(len(val_idx)),
+        args.batch_size,
         generator=torch.Generator().manual_seed(args.seed),
         **loading,
     )
@@ -1498,7 +1644,7 @@ def main(argv=None) -> dict:
             epoch + 1, args.epochs, len(train_loader), args.log_every, main_process
         )
         started, losses = time.perf_counter(), []
-        for i, x in enumerate(batches(train_loader), 1):
+        for i, x in enumerate(batches(train_loader, ahead=workers == 0), 1):
             x = x.to(device, memory_format=memory_format, non_blocking=True)
             for group in optimizer.param_groups:
                 group["lr"] = args.lr * learning_rate_factor(args, step)
@@ -1506,7 +1652,7 @@ def main(argv=None) -> dict:
                 loss, recon, terms = compute_loss(net, x, args)
             optimizer.zero_grad(set_to_none=True)
             # the auxiliary loss reaches only the quantiles, which the loss never does
-            (loss + terms.get("aux", 0.0)).backward()
+            (loss + terms["aux"] if "aux" in terms else loss).backward()
             if args.clip:
                 torch.nn.utils.clip_grad_norm_(main, args.clip)
             optimizer.step()

@@ -324,7 +324,9 @@ class Decoder(Composite):
 class ResnetVqvae(keras.Model):
     """The whole autoencoder (vector-quantized bottleneck).
 
-    ``call`` returns (vq_loss, reconstruction, perplexity, indices).
+    ``call`` returns (vq_loss, reconstruction, perplexity, indices). Called with ``training=True``, as ``fit``
+    calls it, every layer inside runs in training mode (batch statistics, dropout, sampled
+    latents); Keras hands the flag on to them.
     """
 
     def __init__(self) -> None:
@@ -344,7 +346,7 @@ class ResnetVqvae(keras.Model):
         """The reconstruction from quantized codes."""
         return self.decoder(z)
 
-    def call(self, x):
+    def call(self, x, training=None):
         """(vq_loss, reconstruction, perplexity, indices)."""
         h = self.encoder(x)
         quantized, loss, perplexity, indices = self.bottleneck(h)

@@ -270,6 +270,9 @@ class KerasTarget(Target):
     framework = "keras"
     forward = "call"
     annotation = ""
+    # Keras hands ``training`` on to the layers inside only when the model's call takes it:
+    # without it, fit() would run batch norm, dropout and sampling in inference mode
+    model_extra_params = ", training=None"
     helpers = HELPERS
 
     def ctor(self, node: Node, graph: ModelGraph) -> Ctor:

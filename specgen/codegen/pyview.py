@@ -102,6 +102,8 @@ class Target:
     helpers: tuple[str, ...] = ()
     #: the framework, as plugins name their implementations ("torch", "keras")
     framework: str = ""
+    #: parameters the model's forward method takes after its input, e.g. ", training=None"
+    model_extra_params: str = ""
 
     def ctor(self, node: Node, graph: ModelGraph) -> Ctor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -351,7 +353,7 @@ class ViewBuilder:
         dec_args = "z, *features" if feats else "z"
         star = ", *features" if feats else ""
         first = "[0])" if feats else ")"
-        fwd = f"{self.t.forward}(self, {x})"
+        fwd = f"{self.t.forward}(self, {x}{self.t.model_extra_params})"
         lines: list[str] = []
 
         def method(signature: str, body: list[str], doc: str) -> None:
@@ -497,7 +499,7 @@ class ViewBuilder:
             decoder_args = program.parts["decoder"].input_refs
             if len(decoder_args) == 1 and len(program.parts["bottleneck"].output_refs) == 1:
                 method("decode(self, z)", ["return self.decoder(z)"], "The decoder's output.")
-        method(f"{self.t.forward}(self, {x})", body, doc)
+        method(f"{self.t.forward}(self, {x}{self.t.model_extra_params})", body, doc)
         return lines, (f"({described})" if len(returned) > 1 else "the reconstruction")
 
     # -- the file ------------------------------------------------------------------------------
