@@ -157,9 +157,7 @@ SETTINGS = [
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--pairs", type=int, default=5)
-    p.add_argument(
-        "--only", choices=("torch", "keras"), help="measure one framework's script"
-    )
+    p.add_argument("--only", choices=("torch", "keras"), help="measure one framework's script")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     import numpy as np
@@ -189,7 +187,7 @@ def main() -> None:
                     flush=True,
                 )
     results = []
-    for _, extra, label in settings:
+    for _, _, label in settings:
         script = statistics.median(runs[label]["script"])
         minimal = statistics.median(runs[label]["minimal"])
         results.append(

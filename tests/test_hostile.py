@@ -58,6 +58,7 @@ ALLOWED_IMPORTS = {
         # optional: the demo's digits, and progress bars when installed
         "sklearn",
         "tqdm",
+        "tensorboard",  # optional: TensorBoard logs
     },
     "train_keras": {
         "__future__",
@@ -73,6 +74,7 @@ ALLOWED_IMPORTS = {
         "struct",
         "sys",
         "tempfile",
+        "threading",
         "time",
         "warnings",
         "zipfile",
@@ -85,6 +87,7 @@ ALLOWED_IMPORTS = {
         "keras_model",
         "PIL",
         "sklearn",  # optional: the demo's digits
+        "tensorboard",  # optional: TensorBoard logs
     },
 }
 

@@ -36,6 +36,22 @@ output: {activation: sigmoid}
 """
 
 
+#: A small 3-D autoencoder, for folders of volumes.
+VOLUME_AE = """\
+specgen: 1
+name: volume_ae
+input: {shape: [8, 8, 8, 1]}
+encoder:
+  - {kind: conv, filters: 4, kernel_size: 3, strides: 2}
+  - {kind: relu}
+decoder:
+  - {kind: conv_transpose, filters: 4, kernel_size: 4, strides: 2, padding: 1}
+  - {kind: relu}
+  - {kind: conv, filters: 1, kernel_size: 3}
+output: {activation: sigmoid}
+"""
+
+
 def generate(spec, out, *args):
     targets = ["--target", "torch", "--target", "train"]
     assert main(["generate", str(spec), *args, "-o", str(out), *targets]) == 0
@@ -93,7 +109,7 @@ def test_an_image_folder_tree_of_mixed_formats_is_read_a_sample_at_a_time(script
     image.fromarray(grey).save(root / "b" / "scan.tiff")
     (root / "b" / "notes.txt").write_text("not an image\n")
     samples = script.open_data(str(root), 0)
-    assert isinstance(samples, script.ImageSamples)
+    assert isinstance(samples, script.FileSamples)
     assert samples.files == [
         "a/deeper/rgba.png",
         "a/sixteen.png",
@@ -138,6 +154,59 @@ def test_a_memory_mapped_npy_larger_than_a_batch_stays_on_disk(script, tmp_path)
     assert state["_array"] is None and state["where"][0] == str(tmp_path / "big.npy")
 
 
+def test_a_folder_tree_of_npy_volumes_streams_into_a_3d_model(tmp_path, monkeypatch):
+    (tmp_path / "volume_ae.yaml").write_text(VOLUME_AE)
+    generate(tmp_path / "volume_ae.yaml", tmp_path / "gen")
+    folder = tmp_path / "gen" / "volume_ae"
+    monkeypatch.delitem(sys.modules, "torch_model", raising=False)  # this script's own
+    spec = importlib.util.spec_from_file_location("volume_train_torch", folder / "train_torch.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    data = tmp_path / "volumes"
+    (data / "scans" / "deeper").mkdir(parents=True)
+    rng = np.random.default_rng(4)
+    expected = {}
+    for i in range(6):
+        volume = rng.integers(0, 256, (8, 8, 8, 1), dtype=np.uint8)
+        name = f"scans/deeper/v{i}.npy" if i % 2 else f"v{i}.NPY"
+        saved = volume
+        if i == 3:  # one channel: the channel axis may be left out
+            saved = volume[..., 0]
+        if i == 4:  # floats in [0, 1], in Fortran order
+            saved = np.asfortranarray(volume / np.float32(255))
+        if i == 5:  # 16 bits
+            saved = volume.astype(np.uint16) * 257
+        with open(data / name, "wb") as fh:  # np.save would add ".npy" to "v0.NPY"
+            np.save(fh, saved)
+        expected[name] = volume / np.float32(255)
+    (data / "notes.txt").write_text("not a sample")
+    samples = script.open_data(str(data), 0)
+    assert isinstance(samples, script.FileSamples)
+    assert sorted(samples.files) == sorted(expected)
+    for index, name in enumerate(samples.files):
+        np.testing.assert_allclose(samples.read(index), expected[name], atol=1e-7)
+    batch = samples.read_many([5, 0, 2], channels_first=True)
+    assert batch.shape == (3, 1, 8, 8, 8)
+    np.testing.assert_allclose(batch[0, 0], expected[samples.files[5]][..., 0], atol=1e-7)
+    # every file's header is checked before training starts
+    np.save(data / "scans" / "wrong.npy", np.zeros((8, 8, 4, 1), np.uint8))
+    message = refused(script, data)
+    assert (
+        "wrong.npy: an array of shape (8, 8, 4, 1), but each file of a folder is one "
+        "volume of shape (8, 8, 8, 1)" in message
+    ), message
+    (data / "scans" / "wrong.npy").unlink()
+    whole = (data / "v0.NPY").read_bytes()
+    (data / "scans" / "cut.npy").write_bytes(whole[:-100])
+    assert "cut.npy: its header declares 8x8x8x1 uint8 values" in refused(script, data)
+    (data / "scans" / "cut.npy").unlink()
+    proc = run(
+        folder, "--epochs", "1", "--batch-size", "2", "--data", data, "--out", tmp_path / "run"
+    )
+    assert "epoch 1/1" in proc.stdout
+    assert (tmp_path / "run" / "reconstructions_epoch001.png").is_file()
+
+
 def test_reading_ahead_keeps_the_order_hands_on_errors_and_stops_when_dropped(script):
     import threading
     import time
@@ -171,9 +240,10 @@ def test_loader_processes_by_default_only_for_files_that_take_decoding(script, t
     assert script.loader_processes(script.open_data(str(tmp_path / "a.npy"), 0), 1) == 0
     assert script.loader_processes(script.open_data("demo", 0), 1) == 0
     image = pytest.importorskip("PIL.Image")
+    (tmp_path / "images").mkdir()
     for i in range(2):
-        image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / f"{i}.png")
-    samples = script.open_data(str(tmp_path), 0)
+        image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "images" / f"{i}.png")
+    samples = script.open_data(str(tmp_path / "images"), 0)
     assert 1 <= script.loader_processes(samples, 1) <= 4
     assert script.loader_processes(samples, 64) == 1
 
@@ -196,7 +266,7 @@ def bad_cases(tmp_path):
     cases = {}
     empty = tmp_path / "empty"
     empty.mkdir()
-    cases["empty"] = (empty, "holds 0 image file(s); training needs at least 2 images")
+    cases["empty"] = (empty, "holds 0 sample file(s); training needs at least 2 images")
     broken = tmp_path / "broken"
     (broken / "inner").mkdir(parents=True)
     image.fromarray(np.zeros((16, 16), np.uint8)).save(broken / "fine.png")
@@ -275,6 +345,18 @@ def test_progress_lines_and_metrics_csv(folder, tmp_path):
     for row in rows:
         numbers = ("loss", "recon", "psnr") if row["kind"] == "step" else ("val_loss",)
         assert all(float(row[k]) > 0 for k in (*numbers, "images_per_s")), row
+    # TensorBoard holds the same numbers
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(out / "tensorboard"))
+    board.Reload()
+    assert [e.step for e in board.Scalars("train/loss")] == [3, 6, 9, 12, 15, 18]
+    epochs = [(e.step, e.value) for e in board.Scalars("epoch/val_loss")]
+    assert epochs == [
+        (int(r["step"]), pytest.approx(float(r["val_loss"]), rel=1e-6))
+        for r in rows
+        if r["kind"] == "epoch"
+    ]
     # resuming appends to the same file
     run(folder, "--epochs", "3", "--log-every", "3", "--resume", *args)
     with open(out / "metrics.csv", newline="") as fh:

@@ -98,6 +98,15 @@ def run(gen, name, backend, *args, check=True):
     return proc
 
 
+def tensorboard_scalars(folder) -> dict:
+    """{tag: [(step, value), ...]} of the scalars in a folder of TensorBoard event files."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    board = EventAccumulator(str(folder))
+    board.Reload()
+    return {tag: [(e.step, e.value) for e in board.Scalars(tag)] for tag in board.Tags()["scalars"]}
+
+
 def data_for(gen, name):
     return gen / f"data{3 if name == 'compressai_factorized_prior' else 1}.npy"
 
@@ -150,6 +159,13 @@ def test_one_epoch_on_the_tensorflow_and_pytorch_backends(gen, name, tmp_path):
         assert (out / "reconstructions_epoch001.png").read_bytes()[:4] == b"\x89PNG"
         saved = json.loads((out / "checkpoint.json").read_text())
         assert saved["epoch"] == 1 and saved["step"] == 4
+        # TensorBoard: the progress lines' numbers by step, the epoch's record at its end
+        board = tensorboard_scalars(out / "tensorboard")
+        assert [step for step, _ in board["train/loss"]] == [2, 4]
+        assert board["epoch/val_psnr"] == [(4, pytest.approx(final["val_psnr"], rel=1e-6))]
+        assert board["epoch/train_loss"][0][1] == pytest.approx(final["train_loss"], rel=1e-6)
+        if name == "tiny_vae":
+            assert [step for step, _ in board["train/kl"]] == [2, 4]
     # both backends' weights load into the generated model (checked on TensorFlow here)
     load = (
         "import sys, numpy as np; sys.path.insert(0, sys.argv[1]); "

@@ -174,7 +174,25 @@ def test_links_in_the_run_folder_are_replaced_and_nothing_outside_changes(
     assert (out / "reconstructions_epoch001.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / ".checkpoint.json.tmp").is_symlink()  # not ours: left alone
     leftovers = {p.name for p in out.iterdir()} - set(names)
-    assert leftovers == set(), leftovers
+    assert leftovers == {"tensorboard"}, leftovers
+    (events,) = (out / "tensorboard").iterdir()
+    assert events.name.startswith("events.out.tfevents.") and events.is_file()
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_a_tensorboard_folder_that_is_a_link_is_refused(folder, tmp_path, framework):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    out = tmp_path / "run"
+    out.mkdir()
+    os.symlink(outside, out / "tensorboard")
+    data = npy(tmp_path, images(12))
+    line = refused(folder, framework, "--data", data, "--out", out)
+    assert f"{out / 'tensorboard'}: not a folder (or a symbolic link)" in line, line
+    assert "--no-tensorboard" in line
+    assert list(outside.iterdir()) == []
+    trains(folder, framework, "--data", data, "--out", out, "--no-tensorboard")
+    assert list(outside.iterdir()) == []
 
 
 def test_the_write_helper_replaces_links_and_leaves_no_temporary_file_on_failure(
@@ -314,7 +332,7 @@ def only_a_fifo(tmp_path):
     folder = tmp_path / "pngs"
     folder.mkdir()
     os.mkfifo(folder / "pipe.png")
-    return folder, "holds 0 image file(s) (skipping pipe.png: not a regular file)"
+    return folder, "holds 0 sample file(s) (skipping pipe.png: not a regular file)"
 
 
 def no_validation(tmp_path):
@@ -417,9 +435,11 @@ def test_keras_trains_on_uint16_arrays_at_unit_scale(folder, tmp_path):
     ],
 )
 def test_a_missing_module_is_named_with_its_extra(folder, tmp_path, framework, module, data):
-    if data == "folder":
+    if data == "folder":  # image files: Pillow is needed for their headers
         data = tmp_path / "pngs"
         data.mkdir()
+        for i in range(2):
+            (data / f"{i}.png").write_bytes(png_header(16, 16))
     line = refused(folder, framework, "--data", data, "--out", tmp_path / "run", block=[module])
     assert repr(module) in line and f"pip install 'specgen[{framework}]'" in line, line
 
@@ -495,6 +515,11 @@ DAMAGED = {
 }
 
 
+def snapshot(out) -> dict:
+    """{path in the run folder: content} of every file in it, its tensorboard/ included."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if not p.is_dir()}
+
+
 @pytest.fixture(scope="module")
 def checkpoint_runs(folder, trained, tmp_path_factory):
     """--resume from each damaged copy of ``trained``, all at once: {name: (process, expected
@@ -517,7 +542,7 @@ def checkpoint_runs(folder, trained, tmp_path_factory):
                 os.symlink(base / file, out / file)
             else:
                 (out / file).write_bytes(content)
-        files = {p.name: p.read_bytes() for p in out.iterdir()}
+        files = snapshot(out)
         data = npy(base, images(8))
         args = (folder, "torch", "--epochs", "2", "--resume", "--out", out, "--data", data)
         jobs[name] = (args, {})
@@ -530,7 +555,7 @@ def test_a_hostile_or_damaged_checkpoint_is_refused_and_left_as_it_is(checkpoint
     proc, message, out, files = checkpoint_runs[name]
     line = refusal(proc, "torch")
     assert message in line, line
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == files
+    assert snapshot(out) == files
 
 
 def test_a_keras_checkpoint_with_a_linked_weights_file_is_refused(folder, tmp_path):

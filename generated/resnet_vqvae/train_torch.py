@@ -106,6 +106,8 @@ CHANNEL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 GREY_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 #: The largest image read from an image folder, in pixels (width x height).
 MAX_IMAGE_PIXELS = 64_000_000
+#: A folder's files with these suffixes (in any of its subfolders) are its samples, one each.
+SAMPLE_SUFFIXES = (".npy", *IMAGE_SUFFIXES)
 #: The demo data: this many samples, fewer where they would take more than DEMO_BYTES as float32.
 DEMO_COUNT = 1024
 DEMO_BYTES = 256 * 2**20
@@ -237,12 +239,9 @@ def printable(value) -> str:
     return text if text.isprintable() else repr(text)
 
 
-def check_array_header(fh, size: int, label: str):
-    """The samples' shape (N, *DATA_SHAPE), dtype and order (Fortran or not) of the .npy data
-    that ``fh`` (``size`` bytes) holds, read from its header and checked before any data is
-    read: numbers, at least two samples of the model's shape (the channel axis may be left out
-    when there is one channel), as many bytes as the header declares, and few enough samples
-    that their indices fit in memory."""
+def npy_header(fh, label: str):
+    """(shape, Fortran order or not, dtype) of the .npy data ``fh`` holds, from its header:
+    the values must be numbers."""
     try:
         version = np.lib.format.read_magic(fh)
         if version == (1, 0):
@@ -260,6 +259,50 @@ def check_array_header(fh, size: int, label: str):
             f"{label}: holds values of type {dtype}; {ITEM}s must be numbers: "
             "uint8 (0-255), uint16 (0-65535) or floats in [0, 1]"
         )
+    return tuple(shape), fortran, dtype
+
+
+def npy_sample(path: str, label: str, read: bool = True):
+    """One image saved on its own with np.save, of the shape DATA_SHAPE (or without its
+    channel axis when there is one channel), as float32 in [0, 1]; only its header is read
+    and checked when ``read`` is False. The file must be a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as error:
+        raise SystemExit(f"{label}: cannot read it ({error.strerror})") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SystemExit(f"{label}: not a regular file; remove it from the folder")
+        shape, fortran, dtype = npy_header(fh, label)
+        one = tuple(DATA_SHAPE)
+        if shape != one and not (one[-1] == 1 and shape == one[:-1]):
+            raise SystemExit(
+                f"{label}: an array of shape {shape}, but each file of a folder is one "
+                f"{ITEM} of shape {one} ({AXES}); save each {ITEM} on its own with "
+                "np.save, or all of them as one .npy array"
+            )
+        need = math.prod(shape) * dtype.itemsize
+        have = os.fstat(fd).st_size - fh.tell()
+        if need > have:
+            raise SystemExit(
+                f"{label}: its header declares {shape_text(shape)} {dtype} values "
+                f"({size_text(need)}), but the file holds only {size_text(max(have, 0))} "
+                "of data; the file is truncated or damaged"
+            )
+        if not read:
+            return None
+        data = fh.read(need)
+    values = np.frombuffer(data, dtype).reshape(shape, order="F" if fortran else "C")
+    return unit_range(values, label).reshape(one)
+
+
+def check_array_header(fh, size: int, label: str):
+    """The samples' shape (N, *DATA_SHAPE), dtype and order (Fortran or not) of the .npy data
+    that ``fh`` (``size`` bytes) holds, read from its header and checked before any data is
+    read: numbers, at least two samples of the model's shape (the channel axis may be left out
+    when there is one channel), as many bytes as the header declares, and few enough samples
+    that their indices fit in memory."""
+    shape, fortran, dtype = npy_header(fh, label)
     samples = (*shape, 1) if len(shape) == len(DATA_SHAPE) else tuple(shape)
     if len(samples) != len(DATA_SHAPE) + 1 or samples[1:] != DATA_SHAPE:
         raise SystemExit(
@@ -546,8 +589,32 @@ def image_pixels(Image, path: str, label: str) -> np.ndarray:
     )
 
 
-class ImageSamples(Samples):
-    """The image files of a folder and its subfolders, each decoded when it is read."""
+def image_module(label: str):
+    """Pillow's Image module, for an image folder of the model's channel count."""
+    c = DATA_SHAPE[2]
+    if c not in CHANNEL_MODES:
+        raise SystemExit(
+            f"{label}: the model takes {c}-channel images and image files give 1 to 4; "
+            "save the images as .npy files instead"
+        )
+    try:
+        from PIL import Image
+    except ModuleNotFoundError:
+        raise SystemExit(
+            f"reading the image files of {label} needs Pillow (module 'PIL'), which is not "
+            f"installed; install it with: {INSTALL}"
+        ) from None
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    return Image
+
+
+def is_npy(name: str) -> bool:
+    return name.lower().endswith(".npy")
+
+
+class FileSamples(Samples):
+    """The sample files of a folder and its subfolders (see open_folder), each read when
+    it is asked for."""
 
     def __init__(self, label: str, files: list[str], root: Path):
         self.label, self.files, self.root = label, files, root
@@ -559,14 +626,14 @@ class ImageSamples(Samples):
         return printable(os.path.join(self.label, self.files[index]))
 
     def read(self, index: int) -> np.ndarray:
-        from PIL import Image
-
         path = os.path.join(self.root, self.files[index])
-        return image_pixels(Image, path, self.name(index))
+        if not is_npy(path):
+            return image_pixels(image_module(self.label), path, self.name(index))
+        return npy_sample(path, self.name(index))
 
 
-def image_files(path: Path, label: str) -> tuple[list[str], list[str]]:
-    """(the image files, the names that are not regular files) under the folder ``path``,
+def sample_files(path: Path, label: str) -> tuple[list[str], list[str]]:
+    """(the sample files, the names that are not regular files) under the folder ``path``,
     as paths relative to it in sorted order; subfolders are entered, links to folders are
     not."""
     files, skipped, folders = [], [], [""]
@@ -581,38 +648,30 @@ def image_files(path: Path, label: str) -> tuple[list[str], list[str]]:
             name = os.path.join(folder, entry.name)
             if entry.is_dir(follow_symlinks=False):
                 folders.append(name)
-            elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
+            elif os.path.splitext(entry.name)[1].lower() in SAMPLE_SUFFIXES:
                 (files if entry.is_file() else skipped).append(name)
     return sorted(files), sorted(skipped)
 
 
-def open_folder(path: Path, label: str) -> ImageSamples:
-    """The images of a folder tree (regular files only: others are skipped, with a message),
-    every one's header checked now (a readable image of the model's size), its pixels read
-    when training asks for it."""
-    c = DATA_SHAPE[2]
-    if c not in CHANNEL_MODES:
-        raise SystemExit(
-            f"{label}: the model takes {c}-channel images and an image folder gives 1 to 4; "
-            "save the images as a .npy array instead"
-        )
-    try:
-        from PIL import Image
-    except ModuleNotFoundError:
-        raise SystemExit(
-            f"reading the image folder {label} needs Pillow (module 'PIL'), which is not "
-            f"installed; install it with: {INSTALL}"
-        ) from None
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
-    files, skipped = image_files(path, label)
+def open_folder(path: Path, label: str) -> FileSamples:
+    """The sample files of a folder tree: .npy files of one image each, and image
+    files (regular files only: others are skipped, with a message). Every one's header is
+    checked now, its values read when training asks for them."""
+    files, skipped = sample_files(path, label)
     note = f"skipping {', '.join(printable(n) for n in skipped)}: not a regular file"
-    check_count(len(files), label, "image file(s)" + f" ({note})" * bool(skipped))
+    check_count(len(files), label, "sample file(s)" + f" ({note})" * bool(skipped))
     check_index_memory(len(files), label)
     if skipped:
         print(f"{label}: {note}", file=sys.stderr)
-    samples = ImageSamples(label, files, path)
+    samples = FileSamples(label, files, path)
+    Image = None
     for index, file in enumerate(files):
-        fh, im = open_image(Image, os.path.join(path, file), samples.name(index))
+        where = os.path.join(path, file)
+        if is_npy(file):
+            npy_sample(where, samples.name(index), read=False)
+            continue
+        Image = Image or image_module(label)
+        fh, im = open_image(Image, where, samples.name(index))
         with fh, im:
             pass
     return samples
@@ -621,8 +680,8 @@ def open_folder(path: Path, label: str) -> ImageSamples:
 def open_data(source: str, seed: int) -> Samples:
     """Images read a sample at a time as (H, W, C) floats in [0, 1]: 'demo', a .npy file,
     one array of a .npz file (FILE.npz:NAME, or a file holding one array) or a folder tree of
-    image files of the model's size (needs Pillow). Integer images are scaled by their type's
-    largest value."""
+    image files of the model's size (needs Pillow) and .npy files of one image each. Integer
+    images are scaled by their type's largest value."""
     label = printable(source)
     if source == "demo":
         count = max(2, min(DEMO_COUNT, DEMO_BYTES // (4 * math.prod(DATA_SHAPE))))
@@ -636,7 +695,8 @@ def open_data(source: str, seed: int) -> Samples:
     if path.is_dir():
         return open_folder(path, label)
     raise SystemExit(
-        f"--data {label}: not 'demo', an existing .npy/.npz file or a folder of images"
+        f"--data {label}: not 'demo', an existing .npy/.npz file or a folder of "
+        "images or .npy files"
     )
 
 
@@ -727,6 +787,67 @@ def write_file(folder: Path, name: str, content) -> None:
         if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
+
+
+class Board:
+    """TensorBoard's event file, in the run folder's tensorboard/ folder, when the
+    tensorboard package is installed and ``enabled`` (not --no-tensorboard): scalars by step
+    under a group (train/, epoch/). Records are written in TensorBoard's own format with its
+    protocol buffers alone, so nothing imports TensorFlow for them; each run starts a new
+    file (created exclusively, never through a link), which TensorBoard reads beside the
+    others of the folder."""
+
+    def __init__(self, out: Path, enabled: bool):
+        self.records, self.lock = None, threading.Lock()
+        if not enabled:
+            return
+        try:
+            from tensorboard.compat.proto.event_pb2 import Event
+            from tensorboard.compat.proto.summary_pb2 import Summary
+            from tensorboard.summary.writer.record_writer import RecordWriter
+        except ImportError:
+            return
+        folder = out / "tensorboard"
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise SystemExit(
+                f"{folder}: not a folder (or a symbolic link); training writes only into "
+                "real folders: remove it, or train with --no-tensorboard"
+            )
+        folder.mkdir(exist_ok=True)
+        name = f"events.out.tfevents.{time.time():.6f}.{os.getpid()}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        try:
+            fd = os.open(folder / name, flags, 0o644)
+        except OSError as error:
+            raise SystemExit(
+                f"{folder / name}: cannot write it ({error.strerror})"
+            ) from None
+        self.event, self.summary = Event, Summary
+        self.records = RecordWriter(os.fdopen(fd, "wb"))
+        self.write(Event(wall_time=time.time(), file_version="brain.Event:2"))
+
+    def write(self, event) -> None:
+        with self.lock:
+            self.records.write(event.SerializeToString())
+            self.records.flush()
+
+    def scalars(self, group: str, step: int, values: dict) -> None:
+        """The numbers of ``values`` (others are left out) as ``group/name`` at ``step``."""
+        if self.records is None:
+            return
+        tags = [
+            self.summary.Value(tag=f"{group}/{key}", simple_value=float(value))
+            for key, value in values.items()
+            if is_number(value)
+        ]
+        event = self.event(wall_time=time.time(), step=step)
+        event.summary.CopyFrom(self.summary(value=tags))
+        self.write(event)
+
+    def close(self) -> None:
+        if self.records is not None:
+            with self.lock:
+                self.records.close()
 
 
 def checkpoint_file(folder: Path, name: str) -> Path:
@@ -960,7 +1081,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     p.add_argument(
-        "--data", default="demo", help="'demo', a .npy/.npz array or an image folder"
+        "--data",
+        default="demo",
+        help="'demo', a .npy/.npz array, or a folder of images or .npy files",
     )
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument(
@@ -1275,14 +1398,7 @@ class MetricsLog:
             header = io.StringIO()
             csv.writer(header, lineterminator="\n").writerow(CSV_COLUMNS)
             write_file(out, "metrics.csv", header.getvalue().encode())
-        self.writer = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                pass
-            else:
-                self.writer = SummaryWriter(str(out / "tensorboard"))
+        self.board = Board(out, tensorboard)
 
     def row(self, kind: str, step: int, values: dict) -> None:
         line = io.StringIO()
@@ -1299,16 +1415,11 @@ class MetricsLog:
             ) from None
         with os.fdopen(fd, "w") as fh:
             fh.write(line.getvalue())
-        if self.writer is not None:
-            group = "train" if kind == "step" else "epoch"
-            for key, value in values.items():
-                if key != "epoch" and is_number(value):
-                    self.writer.add_scalar(f"{group}/{key}", value, step)
-            self.writer.flush()
+        numbers = {key: value for key, value in values.items() if key != "epoch"}
+        self.board.scalars("train" if kind == "step" else "epoch", step, numbers)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        self.board.close()
 
 
 def encode(data: bytes) -> str:
