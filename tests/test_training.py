@@ -343,9 +343,9 @@ def test_a_volume_model_given_an_image_folder_says_which_data_it_takes(ranked, t
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 1 and len(lines) == 1, proc.stderr
     assert lines[0] == (
-        f"--data {images}: a folder, but this model takes volumes (D x H x W x C = 4x8x8x1), "
-        "read only from 'demo' or a .npy/.npz array of shape (N, 4, 8, 8, 1); image folders "
-        "are for 2-D models"
+        f"--data {images}: a folder of images, but this model takes volumes (D x H x W x C = "
+        "4x8x8x1): save each as a .npy file of that shape, or all of them as one .npy array of "
+        "shape (N, 4, 8, 8, 1); image files are for 2-D models"
     )
     assert not (tmp_path / "run" / "checkpoint.json").exists()
 

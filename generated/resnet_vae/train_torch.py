@@ -98,7 +98,7 @@ DEFAULTS = {
 }
 
 
-#: An image folder's files with these suffixes (in any of its subfolders) are read as images.
+#: A folder's files with these suffixes (in any of its subfolders) are images.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")
 #: The Pillow mode each channel count is read in.
 CHANNEL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -632,10 +632,12 @@ class FileSamples(Samples):
         return npy_sample(path, self.name(index))
 
 
-def sample_files(path: Path, label: str) -> tuple[list[str], list[str]]:
-    """(the sample files, the names that are not regular files) under the folder ``path``,
-    as paths relative to it in sorted order; subfolders are entered, links to folders are
-    not."""
+def sample_files(
+    path: Path, label: str, suffixes=SAMPLE_SUFFIXES
+) -> tuple[list[str], list[str]]:
+    """(the files with one of ``suffixes``, the names that are not regular files) under the
+    folder ``path``, as paths relative to it in sorted order; subfolders are entered, links
+    to folders are not."""
     files, skipped, folders = [], [], [""]
     while folders:
         folder = folders.pop()
@@ -648,7 +650,7 @@ def sample_files(path: Path, label: str) -> tuple[list[str], list[str]]:
             name = os.path.join(folder, entry.name)
             if entry.is_dir(follow_symlinks=False):
                 folders.append(name)
-            elif os.path.splitext(entry.name)[1].lower() in SAMPLE_SUFFIXES:
+            elif os.path.splitext(entry.name)[1].lower() in suffixes:
                 (files if entry.is_file() else skipped).append(name)
     return sorted(files), sorted(skipped)
 
