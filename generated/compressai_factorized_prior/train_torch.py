@@ -262,6 +262,20 @@ def npy_header(fh, label: str):
     return tuple(shape), fortran, dtype
 
 
+def check_data_size(fh, size: int, shape, dtype, label: str) -> int:
+    """The bytes of data a .npy header declares, refused unless the rest of the file
+    (``size`` bytes in all, ``fh`` just past the header) holds them."""
+    need = math.prod(shape) * dtype.itemsize
+    have = size - fh.tell()
+    if need > have:
+        raise SystemExit(
+            f"{label}: its header declares {shape_text(shape)} {dtype} values "
+            f"({size_text(need)}), but the file holds only {size_text(max(have, 0))} of "
+            "data; the file is truncated or damaged"
+        )
+    return need
+
+
 def npy_sample(path: str, label: str, read: bool = True):
     """One image saved on its own with np.save, of the shape DATA_SHAPE (or without its
     channel axis when there is one channel), as float32 in [0, 1]; only its header is read
@@ -281,14 +295,7 @@ def npy_sample(path: str, label: str, read: bool = True):
                 f"{ITEM} of shape {one} ({AXES}); save each {ITEM} on its own with "
                 "np.save, or all of them as one .npy array"
             )
-        need = math.prod(shape) * dtype.itemsize
-        have = os.fstat(fd).st_size - fh.tell()
-        if need > have:
-            raise SystemExit(
-                f"{label}: its header declares {shape_text(shape)} {dtype} values "
-                f"({size_text(need)}), but the file holds only {size_text(max(have, 0))} "
-                "of data; the file is truncated or damaged"
-            )
+        need = check_data_size(fh, os.fstat(fd).st_size, shape, dtype, label)
         if not read:
             return None
         data = fh.read(need)
@@ -311,14 +318,7 @@ def check_array_header(fh, size: int, label: str):
             "the spec's input shape"
         )
     check_count(samples[0], label)
-    need = math.prod(shape) * dtype.itemsize
-    have = size - fh.tell()
-    if need > have:
-        raise SystemExit(
-            f"{label}: its header declares {shape_text(shape)} {dtype} values "
-            f"({size_text(need)}), but the file holds only {size_text(max(have, 0))} of "
-            "data; the file is truncated or damaged"
-        )
+    check_data_size(fh, size, shape, dtype, label)
     check_index_memory(samples[0], label)
     return samples, dtype, "F" if fortran else "C"
 
